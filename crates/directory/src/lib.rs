@@ -1,1 +1,110 @@
-//! herald-directory
+//! herald's user directory: the SIP domains the server is authoritative for, its users, and the
+//! password-derived hashes they authenticate with.
+//!
+//! The [`Directory`] trait is the only thing the rest of herald sees, so that a Front End pool
+//! can swap the embedded [`SqliteDirectory`] for PostgreSQL without touching callers. Calls are
+//! synchronous: the runtime makes them from `spawn_blocking`, which keeps the trait object-safe
+//! and free of any async runtime.
+//!
+//! Values are parsed into [`Domain`], [`Aor`], [`DisplayName`] and [`Credential`] before they
+//! reach a backend, so every backend stores the same canonical forms and none re-validates.
+//!
+//! The `testing` feature exposes [`testing`], the trait-level conformance suite every backend
+//! runs.
+
+#![warn(missing_docs)]
+
+mod error;
+mod model;
+mod sqlite;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use error::{EntityKind, Error};
+pub use model::{
+    Aor, Credential, CredentialAlgorithm, DisplayName, Domain, NewUser, User, UserQuery,
+};
+pub use sqlite::{OpenOptions, Prepared, SchemaUpgrade, SqliteDirectory};
+
+/// The user directory as a storage interface.
+///
+/// Implementations are shared between tasks as `Arc<dyn Directory>` and may be backed by a
+/// store other processes write to at the same time (pool members), so every method is one
+/// atomic operation: a reader never sees half of a write.
+pub trait Directory: Send + Sync {
+    /// Makes the server authoritative for `domain`, so users can be created in it.
+    ///
+    /// Fails with [`Error::AlreadyExists`] if it already is.
+    fn add_domain(&self, domain: &Domain) -> Result<(), Error>;
+
+    /// All domains, in name order. The list is small (a handful per deployment).
+    fn list_domains(&self) -> Result<Vec<Domain>, Error>;
+
+    /// Stops serving `domain`.
+    ///
+    /// Fails with [`Error::DomainInUse`] while users remain in it, rather than silently deleting
+    /// them, and with [`Error::NotFound`] if it is not there.
+    fn remove_domain(&self, domain: &Domain) -> Result<(), Error>;
+
+    /// Creates a user and returns it as stored (with its timestamps).
+    ///
+    /// Fails with [`Error::NotFound`] (kind [`EntityKind::Domain`]) if the AOR's domain is not
+    /// served, [`Error::AlreadyExists`] if a user with the same AOR (ignoring the case of the
+    /// user part) exists, and [`Error::InvalidInput`] if two credentials share an
+    /// (algorithm, realm).
+    fn add_user(&self, user: &NewUser) -> Result<User, Error>;
+
+    /// Looks a user up, ignoring the case of the user part; `Ok(None)` when there is none, since
+    /// an unknown user is an ordinary answer for the registrar, not a failure.
+    fn get_user(&self, aor: &Aor) -> Result<Option<User>, Error>;
+
+    /// One page of users in (domain, case-folded user) order, with their credentials. An empty
+    /// page means the listing is complete.
+    fn list_users(&self, query: &UserQuery) -> Result<Vec<User>, Error>;
+
+    /// Changes the name other users see. Fails with [`Error::NotFound`] for an unknown user.
+    fn set_display_name(&self, aor: &Aor, display_name: &DisplayName) -> Result<(), Error>;
+
+    /// Enables or disables sign-in while keeping the user's data. Fails with
+    /// [`Error::NotFound`] for an unknown user.
+    fn set_enabled(&self, aor: &Aor, enabled: bool) -> Result<(), Error>;
+
+    /// Replaces all of a user's credentials at once, so a password change never leaves a
+    /// mixture of old and new hashes. An empty slice removes them all (the user can no longer
+    /// authenticate). Fails with [`Error::NotFound`] for an unknown user and
+    /// [`Error::InvalidInput`] if two credentials share an (algorithm, realm).
+    fn set_credentials(&self, aor: &Aor, credentials: &[Credential]) -> Result<(), Error>;
+
+    /// Deletes a user and its credentials. Fails with [`Error::NotFound`] for an unknown user.
+    fn remove_user(&self, aor: &Aor) -> Result<(), Error>;
+
+    /// How many users exist in all domains, for metrics and the control panel.
+    fn user_count(&self) -> Result<u64, Error>;
+}
+
+/// Refuses credential sets that would violate the one-hash-per-(algorithm, realm) rule, before
+/// a backend turns the duplicate into a constraint error. Returns the set sorted as [`User`]
+/// holds it.
+fn normalized_credentials(credentials: &[Credential]) -> Result<Vec<Credential>, Error> {
+    let mut sorted = credentials.to_vec();
+    sorted.sort_by(credential_order);
+    if let Some(pair) = sorted
+        .windows(2)
+        .find(|w| w[0].algorithm() == w[1].algorithm() && w[0].realm() == w[1].realm())
+    {
+        return Err(Error::invalid(
+            "credentials",
+            format!(
+                "two {} hashes for realm {:?}",
+                pair[0].algorithm(),
+                pair[0].realm()
+            ),
+        ));
+    }
+    Ok(sorted)
+}
+
+/// The order [`User::credentials`] is kept in, so equal sets compare equal in every backend.
+fn credential_order(a: &Credential, b: &Credential) -> std::cmp::Ordering {
+    (a.algorithm(), a.realm()).cmp(&(b.algorithm(), b.realm()))
+}
