@@ -1,1 +1,56 @@
-fn main() {}
+//! The `herald` binary: configuration, command line, and the tokio runtime around the protocol
+//! cores.
+
+mod admin;
+mod admin_cli;
+mod cli;
+mod config;
+mod serve;
+mod sip_runtime;
+mod tls;
+mod transport;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("herald: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(&cli.config)?;
+    match cli.command {
+        Command::Serve(args) => {
+            init_logging(&config.log.filter);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("herald")
+                .build()?;
+            runtime.block_on(serve::serve(config, args))
+        }
+        Command::User(c) => admin_cli::user(&config, c),
+        Command::Domain(c) => admin_cli::domain(&config, c),
+        Command::Directory(c) => admin_cli::directory(&config, c),
+    }
+}
+
+fn init_logging(filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,45 @@
+//! What the pipeline needs to know about its deployment.
+
+use herald_auth::{DigestConfig, ThrottleConfig};
+use herald_registrar::RegistrarConfig;
+use herald_sip::Limits;
+
+/// The pipeline's configuration, built by the binary from the config file.
+#[derive(Debug, Clone)]
+pub struct FrontendConfig {
+    /// The domain whose realm is used for requests that name no domain of ours.
+    pub primary_domain: String,
+    /// Every SIP domain served, lower-case, the primary one included.
+    pub domains: Vec<String>,
+    /// A realm that overrides the per-domain default (the domain itself).
+    pub realm: Option<String>,
+    /// The `Server` header of every response.
+    pub server_header: String,
+    /// Parser bounds for datagrams.
+    pub limits: Limits,
+    pub registrar: RegistrarConfig,
+    pub transactions: herald_transaction::Config,
+    pub digest: DigestConfig,
+    pub throttle: ThrottleConfig,
+}
+
+/// A configuration the pipeline cannot run with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The registrar's expiry or binding bounds are inconsistent.
+    #[error("registrar: {0}")]
+    Registrar(herald_registrar::ConfigError),
+}
+
+impl FrontendConfig {
+    /// Whether `domain` (lower-case) is one of ours.
+    pub fn serves(&self, domain: &str) -> bool {
+        self.domains.iter().any(|d| d == domain)
+    }
+
+    /// The Digest realm for users of `domain`.
+    pub fn realm_for<'a>(&'a self, domain: &'a str) -> &'a str {
+        self.realm.as_deref().unwrap_or(domain)
+    }
+}

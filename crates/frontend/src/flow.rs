@@ -1,0 +1,32 @@
+//! Where answers go (RFC 3261 §18.2.2, RFC 3581 §4).
+
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::net::{IpAddr, SocketAddr};
+
+use herald_sip::Request;
+
+/// The runtime's handle for a path to a peer: a connection, or a socket and a remote address.
+pub trait FlowPath: Clone + Eq + Hash + Debug {
+    /// For a datagram flow, the same socket towards another address; `None` for a connection,
+    /// whose answers always go back over the connection itself.
+    fn datagram_to(&self, peer: SocketAddr) -> Option<Self>;
+}
+
+/// Where the responses to `request` go. Over a connection: back over it. Over UDP: to the
+/// source address and port when the client asked for rport (RFC 3581), otherwise to the
+/// `received` address at the port in the Via's sent-by (RFC 3261 §18.2.2), 5060 by default.
+pub(crate) fn response_destination<F: FlowPath>(
+    flow: &F,
+    request: &Request,
+    peer: SocketAddr,
+) -> F {
+    let via = request.top_via();
+    if via.rport().is_some() {
+        return flow.clone();
+    }
+    let ip: IpAddr = via.received().unwrap_or_else(|| peer.ip());
+    let port = via.sent_by().1.unwrap_or(5060);
+    flow.datagram_to(SocketAddr::new(ip, port))
+        .unwrap_or_else(|| flow.clone())
+}

@@ -1,0 +1,694 @@
+//! The Front End's SIP request pipeline, without I/O.
+//!
+//! Everything a Lync Front End decides about a SIP message happens here: parsing at the edge,
+//! transaction matching (RFC 3261 §17), request validation (§8.2), authentication (Digest per
+//! RFC 8760, with throttling), and dispatch to the registrar (§10). The runtime owns sockets,
+//! clock and the directory store; it feeds [`Frontend::handle_inbound`] and
+//! [`Frontend::complete_lookup`] and writes out what [`Frontend::poll_transmit`] returns.
+//!
+//! The one thing the core cannot do itself is read the directory, which may block. When a
+//! request carries credentials, [`Frontend::handle_inbound`] returns [`Step::Lookup`]: the
+//! runtime fetches that user and hands the record back with [`Frontend::complete_lookup`]. The
+//! request's server transaction stays open meanwhile, so a retransmission is absorbed.
+//!
+//! After any input, call [`Frontend::poll_transmit`] until it returns `None`, then sleep until
+//! [`Frontend::poll_timeout`] (or the next input) and call [`Frontend::handle_timeout`].
+
+mod config;
+mod flow;
+mod register;
+mod validate;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use herald_auth::{
+    ChallengeKind, Credentials, Decision, DigestAuthenticator, DigestCredentials, Outcome, Throttle,
+};
+use herald_directory::{CredentialAlgorithm, User};
+use herald_registrar::Registrar;
+use herald_sip::{
+    Disposition, HeaderName, Message, Method, ParseError, Request, Response, Transport,
+};
+use herald_transaction::{
+    Error as TransactionError, LegacyKeyParts, MethodKind, ServerId, ServerKey, ServerVerdict,
+    TransactionLayer,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+pub use config::{ConfigError, FrontendConfig};
+pub use flow::FlowPath;
+pub use herald_registrar::{Event as RegistrarEvent, RemovalReason};
+
+/// One message as the transport delivered it.
+#[derive(Debug, Clone)]
+pub struct Inbound<F> {
+    /// The path it came on; answers go back over it.
+    pub flow: F,
+    /// Whether the transport is a datagram or a stream one.
+    pub transport: Transport,
+    /// The address the bytes came from (the NAT's outside address for clients behind one).
+    pub peer: SocketAddr,
+    /// The message: raw bytes of a datagram, or what the stream deframer cut and parsed.
+    pub payload: Payload,
+}
+
+/// What a transport hands over: datagrams are parsed here, streams are parsed by the deframer.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Payload {
+    /// A whole datagram, parsed with RFC 3261 §18.3's datagram rules.
+    Datagram(Bytes),
+    /// A message cut from a stream and parsed.
+    Parsed(Message),
+    /// A message cut from a stream whose content failed to parse; the stream is still in sync.
+    Invalid {
+        /// The message bytes, for the error answer.
+        bytes: Bytes,
+        /// Why it failed.
+        error: ParseError,
+    },
+}
+
+/// Bytes to write to a flow.
+#[derive(Debug, Clone)]
+pub struct Transmit<F> {
+    /// Where to send them.
+    pub flow: F,
+    /// One complete SIP message.
+    pub bytes: Bytes,
+}
+
+/// What the runtime must do after [`Frontend::handle_inbound`].
+#[derive(Debug)]
+#[must_use = "a Lookup must be completed or the request stays unanswered"]
+pub enum Step<F> {
+    /// Nothing more for this message; poll for transmissions.
+    Done,
+    /// Fetch `lookup.user()` from the directory and pass the result to
+    /// [`Frontend::complete_lookup`].
+    Lookup(Lookup<F>),
+    /// The stream broke framing: close the connection.
+    Close(F),
+}
+
+/// A request waiting for its user's directory record.
+#[derive(Debug)]
+pub struct Lookup<F> {
+    user: herald_directory::Aor,
+    pending: Pending<F>,
+}
+
+impl<F> Lookup<F> {
+    /// The user whose record the core needs.
+    pub fn user(&self) -> &herald_directory::Aor {
+        &self.user
+    }
+}
+
+#[derive(Debug)]
+struct Pending<F> {
+    id: ServerId,
+    request: Request,
+    flow: F,
+    peer: SocketAddr,
+    credentials: DigestCredentials,
+    realm: String,
+}
+
+/// Something the rest of the server may want to know (presence, metrics, the admin view).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum FrontendEvent<F> {
+    /// A registration changed.
+    Registrar(RegistrarEvent<F>),
+}
+
+/// The request pipeline. Generic over the runtime's flow handle `F`.
+pub struct Frontend<F: FlowPath> {
+    config: FrontendConfig,
+    transactions: TransactionLayer<F>,
+    registrar: Registrar<F>,
+    digest: DigestAuthenticator,
+    throttle: Throttle,
+    rng: StdRng,
+    transmits: VecDeque<Transmit<F>>,
+    events: VecDeque<FrontendEvent<F>>,
+}
+
+impl<F: FlowPath> Frontend<F> {
+    /// A pipeline with fresh state. `secret` keys the Digest nonces: give every process of a pool
+    /// the same one so a nonce issued by one member verifies at another.
+    pub fn new(
+        config: FrontendConfig,
+        secret: [u8; 32],
+        now: Instant,
+    ) -> Result<Self, ConfigError> {
+        let registrar = Registrar::new(config.registrar.clone()).map_err(ConfigError::Registrar)?;
+        Ok(Self {
+            transactions: TransactionLayer::new(config.transactions.clone()),
+            registrar,
+            digest: DigestAuthenticator::new(config.digest.clone(), secret, now),
+            throttle: Throttle::new(config.throttle.clone()),
+            rng: StdRng::from_os_rng(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            config,
+        })
+    }
+
+    /// Takes one message from the network.
+    pub fn handle_inbound(&mut self, now: Instant, inbound: Inbound<F>) -> Step<F> {
+        let message = match inbound.payload {
+            Payload::Datagram(bytes) => match Message::parse(bytes.clone(), &self.config.limits) {
+                Ok(m) => m,
+                Err(error) => {
+                    return self.reject_unparsed(&inbound.flow, inbound.transport, &bytes, &error);
+                }
+            },
+            Payload::Parsed(m) => m,
+            Payload::Invalid { bytes, error } => {
+                return self.reject_unparsed(&inbound.flow, inbound.transport, &bytes, &error);
+            }
+        };
+        match message {
+            Message::Response(response) => {
+                self.on_response(now, &response);
+                Step::Done
+            }
+            Message::Request(request) => {
+                self.on_request(now, request, inbound.flow, inbound.transport, inbound.peer)
+            }
+        }
+    }
+
+    /// Resumes a request once the directory answered. `user` is `Ok(None)` for an unknown user
+    /// and `Err` when the store failed (the client is told to retry later).
+    pub fn complete_lookup<E: std::fmt::Display>(
+        &mut self,
+        now: Instant,
+        lookup: Lookup<F>,
+        user: Result<Option<User>, E>,
+    ) {
+        let Lookup { user: aor, pending } = lookup;
+        let user = match user {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(user = %aor, error = %e, "directory lookup failed");
+                let r = Response::for_request(&pending.request, 503, "Service Unavailable")
+                    .header(HeaderName::RetryAfter, "30");
+                self.answer(now, pending.id, &pending.request, r);
+                return;
+            }
+        };
+        let c = &pending.credentials;
+        let stored = user.as_ref().filter(|u| u.enabled).and_then(|u| {
+            let wanted = match c.algorithm().base() {
+                herald_auth::Algorithm::Md5 => CredentialAlgorithm::Md5,
+                herald_auth::Algorithm::Sha256 => CredentialAlgorithm::Sha256,
+                _ => return None,
+            };
+            u.credentials
+                .iter()
+                .find(|cred| cred.algorithm() == wanted && cred.realm() == pending.realm)
+                .map(|cred| cred.hash().to_owned())
+        });
+        let method = pending.request.method().as_str().to_owned();
+        let outcome = self
+            .digest
+            .verify(now, c, &method, &pending.realm, stored.as_deref());
+        let source = pending.peer.ip();
+        match outcome {
+            Outcome::Ok => {
+                self.throttle.record_success(now, &c.username, source);
+                if !validate::digest_uri_matches(&pending.request, &c.uri) {
+                    metrics::counter!("herald_auth_failures_total", "reason" => "uri").increment(1);
+                    let r = Response::for_request(&pending.request, 400, "Bad Request").header(
+                        HeaderName::Warning,
+                        "399 herald \"digest uri does not match the Request-URI\"",
+                    );
+                    self.answer(now, pending.id, &pending.request, r);
+                    return;
+                }
+                let Some(user) = user else {
+                    // verify() never says Ok without a stored hash.
+                    return;
+                };
+                self.dispatch_authenticated(now, pending, &user);
+            }
+            Outcome::Stale => {
+                self.challenge(now, pending.id, &pending.request, &pending.realm, true);
+            }
+            other => {
+                metrics::counter!("herald_auth_failures_total", "reason" => outcome_label(other))
+                    .increment(1);
+                match other {
+                    Outcome::WrongPassword => {
+                        self.throttle.record_failure(now, &c.username, source);
+                        // Unknown users, disabled users and wrong passwords look the same, so
+                        // the answer reveals nothing about which names exist.
+                        tracing::info!(user = %aor, %source, "authentication failed");
+                        let r = Response::for_request(&pending.request, 403, "Forbidden");
+                        self.answer(now, pending.id, &pending.request, r);
+                    }
+                    Outcome::Malformed(m) => {
+                        let r = Response::for_request(&pending.request, 400, "Bad Request")
+                            .header(HeaderName::Warning, format!("399 herald \"{m:?}\""));
+                        self.answer(now, pending.id, &pending.request, r);
+                    }
+                    _ => {
+                        // Replay or a nonce we did not issue: a fresh challenge.
+                        self.challenge(now, pending.id, &pending.request, &pending.realm, false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A TCP or TLS connection closed: what was registered over it is unreachable now.
+    pub fn flow_closed(&mut self, now: Instant, flow: &F) {
+        self.registrar.flow_closed(flow);
+        self.drain_registrar(now);
+    }
+
+    /// The next message to write.
+    pub fn poll_transmit(&mut self) -> Option<Transmit<F>> {
+        if let Some(t) = self.transmits.pop_front() {
+            return Some(t);
+        }
+        self.transactions.poll_transmit().map(|t| Transmit {
+            flow: t.destination,
+            bytes: t.payload,
+        })
+    }
+
+    /// The next event for the rest of the server.
+    pub fn poll_event(&mut self) -> Option<FrontendEvent<F>> {
+        self.events.pop_front()
+    }
+
+    /// When [`Frontend::handle_timeout`] must run next.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        [
+            self.transactions.poll_timeout(),
+            self.registrar.poll_timeout(),
+            self.digest.poll_timeout(),
+            self.throttle.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs every timer that is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.transactions.handle_timeout(now);
+        while self.transactions.poll_event().is_some() {}
+        self.registrar.handle_timeout(now);
+        self.drain_registrar(now);
+        self.digest.handle_timeout(now);
+        self.throttle.handle_timeout(now);
+    }
+
+    /// Read access to registrations, for routing and the admin view.
+    pub fn registrar(&self) -> &Registrar<F> {
+        &self.registrar
+    }
+
+    /// Live server transactions, for metrics.
+    pub fn transaction_count(&self) -> usize {
+        self.transactions.server_count() + self.transactions.client_count()
+    }
+
+    fn drain_registrar(&mut self, _now: Instant) {
+        while let Some(e) = self.registrar.poll_event() {
+            self.events.push_back(FrontendEvent::Registrar(e));
+        }
+    }
+
+    fn reject_unparsed(
+        &mut self,
+        flow: &F,
+        transport: Transport,
+        bytes: &Bytes,
+        error: &ParseError,
+    ) -> Step<F> {
+        metrics::counter!("herald_sip_parse_errors_total").increment(1);
+        match error.disposition(bytes, transport) {
+            Disposition::Reply(rejection) => {
+                tracing::debug!(%error, status = rejection.status(), "answering an unparseable request");
+                count_response(rejection.status());
+                let tag = self.new_tag();
+                self.transmits.push_back(Transmit {
+                    flow: flow.clone(),
+                    bytes: rejection.to_bytes(Some(&tag)),
+                });
+                if transport == Transport::Stream && error.is_framing() {
+                    return Step::Close(flow.clone());
+                }
+                Step::Done
+            }
+            Disposition::Close => {
+                tracing::info!(%error, "stream framing lost");
+                Step::Close(flow.clone())
+            }
+            _ => {
+                tracing::debug!(%error, "dropping an unparseable message");
+                Step::Done
+            }
+        }
+    }
+
+    fn on_response(&mut self, now: Instant, response: &Response) {
+        // herald sends no requests yet but NOTIFY will; a response that matches no client
+        // transaction is a stray and is dropped (RFC 3261 §17.1.3).
+        let Some(branch) = response.top_via().branch() else {
+            return;
+        };
+        let key = herald_transaction::ClientKey::new(branch, method_kind(&response.cseq().method));
+        let _ = self.transactions.on_response(now, &key, response.status());
+    }
+
+    fn on_request(
+        &mut self,
+        now: Instant,
+        mut request: Request,
+        flow: F,
+        transport: Transport,
+        peer: SocketAddr,
+    ) -> Step<F> {
+        request.stamp_via_source(peer);
+        let reliable = transport == Transport::Stream;
+        let destination = flow::response_destination(&flow, &request, peer);
+        let key = server_key(&request);
+        let id = match self
+            .transactions
+            .on_request(now, key, destination.clone(), reliable)
+        {
+            Ok(ServerVerdict::New(id)) => id,
+            Ok(_) => return Step::Done,
+            Err(TransactionError::TooManyServerTransactions { .. }) => {
+                // Overloaded: answer statelessly and ask the client to come back later.
+                let r = Response::for_request(&request, 503, "Service Unavailable")
+                    .header(HeaderName::RetryAfter, "5")
+                    .to_tag(&self.new_tag());
+                count_response(503);
+                self.transmits.push_back(Transmit {
+                    flow: destination,
+                    bytes: r.to_bytes(),
+                });
+                return Step::Done;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "request not taken by the transaction layer");
+                return Step::Done;
+            }
+        };
+        metrics::counter!("herald_sip_requests_total", "method" => method_label(request.method()))
+            .increment(1);
+
+        if let Some(rejection) = validate::check(&request, &self.config) {
+            let r = rejection.into_response(&request);
+            self.answer(now, id, &request, r);
+            return Step::Done;
+        }
+        if matches!(request.method(), Method::Cancel) {
+            // Every INVITE is answered at once, so nothing is ever left to cancel.
+            let r = Response::for_request(&request, 481, "Call/Transaction Does Not Exist");
+            self.answer(now, id, &request, r);
+            return Step::Done;
+        }
+
+        let target_domain = validate::identity_domain(&request);
+        let realm = match target_domain.as_deref() {
+            Some(d) if self.config.serves(d) => self.config.realm_for(d).to_owned(),
+            _ if matches!(request.method(), Method::Register) => {
+                // RFC 3261 §10.3 step 1: a registrar accepts bindings only for its domains.
+                let r = Response::for_request(&request, 403, "Forbidden").header(
+                    HeaderName::Warning,
+                    "399 herald \"this server is not responsible for the domain\"",
+                );
+                self.answer(now, id, &request, r);
+                return Step::Done;
+            }
+            _ => self
+                .config
+                .realm_for(&self.config.primary_domain)
+                .to_owned(),
+        };
+
+        let kind = ChallengeKind::for_method(request.method().as_str());
+        let credentials_header = match kind {
+            ChallengeKind::Www => HeaderName::Authorization,
+            _ => HeaderName::ProxyAuthorization,
+        };
+        // Take the Digest credentials for our realm; other schemes (NTLM, Kerberos) and other
+        // realms are answered with our challenge.
+        let mut digest = None;
+        for header in request.headers_named(credentials_header) {
+            match Credentials::parse(header) {
+                Ok(Credentials::Digest(c)) if c.realm == realm => {
+                    digest = Some(c);
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    metrics::counter!("herald_auth_failures_total", "reason" => "malformed")
+                        .increment(1);
+                    let r = Response::for_request(&request, 400, "Bad Request").header(
+                        HeaderName::Warning,
+                        format!("399 herald \"malformed credentials: {e}\""),
+                    );
+                    self.answer(now, id, &request, r);
+                    return Step::Done;
+                }
+            }
+        }
+        let Some(credentials) = digest else {
+            self.challenge(now, id, &request, &realm, false);
+            return Step::Done;
+        };
+        if let Decision::Refused { retry_after } =
+            self.throttle.check(now, &credentials.username, peer.ip())
+        {
+            metrics::counter!("herald_auth_failures_total", "reason" => "throttled").increment(1);
+            tracing::info!(user = %credentials.username, source = %peer.ip(),
+                "authentication throttled after repeated failures");
+            let r = Response::for_request(&request, 403, "Forbidden")
+                .header(
+                    HeaderName::RetryAfter,
+                    retry_after_secs(retry_after).to_string(),
+                )
+                .header(
+                    HeaderName::Warning,
+                    "399 herald \"too many failed attempts; try again later\"",
+                );
+            self.answer(now, id, &request, r);
+            return Step::Done;
+        }
+        let Some(user) = validate::user_of(
+            &credentials.username,
+            target_domain.as_deref(),
+            &self.config,
+        ) else {
+            // A name that cannot be a user of ours: the same answer as a wrong password, after
+            // the same work, so the shape of names reveals nothing either.
+            let _ = self
+                .digest
+                .verify(now, &credentials, request.method().as_str(), &realm, None);
+            self.throttle
+                .record_failure(now, &credentials.username, peer.ip());
+            metrics::counter!("herald_auth_failures_total", "reason" => "wrong_password")
+                .increment(1);
+            let r = Response::for_request(&request, 403, "Forbidden");
+            self.answer(now, id, &request, r);
+            return Step::Done;
+        };
+        Step::Lookup(Lookup {
+            user,
+            pending: Pending {
+                id,
+                request,
+                flow,
+                peer,
+                credentials,
+                realm,
+            },
+        })
+    }
+
+    fn dispatch_authenticated(&mut self, now: Instant, pending: Pending<F>, user: &User) {
+        let Pending {
+            id,
+            request,
+            flow,
+            peer,
+            ..
+        } = pending;
+        match request.method() {
+            Method::Register => {
+                let r = register::handle(
+                    &mut self.registrar,
+                    &self.config,
+                    now,
+                    &request,
+                    user,
+                    flow,
+                    peer,
+                );
+                self.answer(now, id, &request, r);
+                self.drain_registrar(now);
+            }
+            Method::Options => {
+                let r = validate::options_response(&request, &self.config);
+                self.answer(now, id, &request, r);
+            }
+            _ => {
+                // validate::check only lets the methods above through.
+                let r = validate::method_not_allowed(&request);
+                self.answer(now, id, &request, r);
+            }
+        }
+    }
+
+    fn challenge(
+        &mut self,
+        now: Instant,
+        id: ServerId,
+        request: &Request,
+        realm: &str,
+        stale: bool,
+    ) {
+        let kind = ChallengeKind::for_method(request.method().as_str());
+        let challenge = self
+            .digest
+            .challenge(now, &mut self.rng, kind, realm, stale);
+        let (code, reason) = match kind {
+            ChallengeKind::Www => (401, "Unauthorized"),
+            _ => (407, "Proxy Authentication Required"),
+        };
+        let name = match kind {
+            ChallengeKind::Www => HeaderName::WwwAuthenticate,
+            _ => HeaderName::ProxyAuthenticate,
+        };
+        let mut r = Response::for_request(request, code, reason);
+        for value in &challenge.values {
+            r = r.header(name.clone(), value);
+        }
+        self.answer(now, id, request, r);
+    }
+
+    /// Sends a final response through the request's server transaction, adding the To tag and
+    /// the headers every response of ours carries.
+    fn answer(
+        &mut self,
+        now: Instant,
+        id: ServerId,
+        request: &Request,
+        response: herald_sip::ResponseBuilder,
+    ) {
+        let mut response = response.header(HeaderName::Server, &self.config.server_header);
+        if request.to().tag().is_none() {
+            response = response.to_tag(&self.new_tag());
+        }
+        let status = response.status();
+        count_response(status);
+        if let Err(e) = self
+            .transactions
+            .send_response(now, id, status, response.to_bytes())
+        {
+            tracing::debug!(error = %e, status, "response not sent by the transaction layer");
+        }
+    }
+
+    fn new_tag(&mut self) -> String {
+        format!("{:016x}", self.rng.random::<u64>())
+    }
+}
+
+fn server_key(request: &Request) -> ServerKey {
+    let via = request.top_via();
+    let method = method_kind(request.method());
+    let sent_by = match via.sent_by() {
+        (host, Some(port)) => format!("{host}:{port}"),
+        (host, None) => host.to_string(),
+    };
+    if let Some(branch) = via.branch() {
+        if let Ok(key) = ServerKey::new(branch, &sent_by, method.clone()) {
+            return key;
+        }
+    }
+    // RFC 2543 clients: match by the request's identifying fields (RFC 3261 §17.2.3).
+    let uri = request.uri().to_string();
+    ServerKey::legacy(LegacyKeyParts {
+        request_uri: &uri,
+        to_tag: request.to().tag(),
+        from_tag: request.from().tag(),
+        call_id: request.call_id(),
+        cseq: request.cseq().seq,
+        top_via: via.as_str(),
+        method: &method,
+    })
+}
+
+fn method_kind(method: &Method) -> MethodKind {
+    match method {
+        Method::Invite => MethodKind::Invite,
+        Method::Ack => MethodKind::Ack,
+        Method::Cancel => MethodKind::Cancel,
+        other => MethodKind::from_name(other.as_str()),
+    }
+}
+
+/// A bounded label set for metrics: extension methods are folded into one label.
+fn method_label(method: &Method) -> &'static str {
+    match method {
+        Method::Register => "REGISTER",
+        Method::Invite => "INVITE",
+        Method::Ack => "ACK",
+        Method::Cancel => "CANCEL",
+        Method::Bye => "BYE",
+        Method::Options => "OPTIONS",
+        Method::Subscribe => "SUBSCRIBE",
+        Method::Notify => "NOTIFY",
+        Method::Publish => "PUBLISH",
+        Method::Message => "MESSAGE",
+        Method::Info => "INFO",
+        Method::Refer => "REFER",
+        Method::Prack => "PRACK",
+        Method::Update => "UPDATE",
+        Method::Benotify => "BENOTIFY",
+        Method::Service => "SERVICE",
+        Method::Negotiate => "NEGOTIATE",
+        _ => "other",
+    }
+}
+
+fn count_response(status: u16) {
+    let class = match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        5 => "5xx",
+        _ => "6xx",
+    };
+    metrics::counter!("herald_sip_responses_total", "class" => class).increment(1);
+}
+
+fn outcome_label(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::WrongPassword => "wrong_password",
+        Outcome::Replay => "replay",
+        Outcome::BadNonce => "bad_nonce",
+        Outcome::Malformed(_) => "malformed",
+        _ => "other",
+    }
+}
+
+fn retry_after_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}

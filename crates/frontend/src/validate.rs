@@ -1,0 +1,161 @@
+//! Request checks that come before any application logic (RFC 3261 §8.2.1–§8.2.3, §16.3).
+
+use herald_directory::Aor;
+use herald_sip::{HeaderName, Method, Request, Response, ResponseBuilder, Uri};
+
+use crate::config::FrontendConfig;
+
+/// The methods herald answers itself; others get 405 (known) or 501 (unknown).
+pub(crate) const ALLOWED_METHODS: &str = "REGISTER, OPTIONS, ACK, CANCEL";
+
+/// An error answer decided before authentication.
+pub(crate) struct Rejection {
+    status: u16,
+    reason: &'static str,
+    headers: Vec<(HeaderName, String)>,
+}
+
+impl Rejection {
+    fn new(status: u16, reason: &'static str) -> Self {
+        Self {
+            status,
+            reason,
+            headers: Vec::new(),
+        }
+    }
+
+    fn with(mut self, name: HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    fn warning(self, text: &str) -> Self {
+        self.with(HeaderName::Warning, format!("399 herald \"{text}\""))
+    }
+
+    pub(crate) fn into_response(self, request: &Request) -> ResponseBuilder {
+        let mut r = Response::for_request(request, self.status, self.reason);
+        for (name, value) in self.headers {
+            r = r.header(name, value);
+        }
+        r
+    }
+}
+
+/// The first reason to refuse `request` without looking further, in RFC 3261 §8.2's order:
+/// Request-URI scheme, method, hop count, required extensions, content encoding; then the
+/// shape of a REGISTER (§10.3 steps 2–3 need a SIP To and parseable Contacts).
+pub(crate) fn check(request: &Request, _config: &FrontendConfig) -> Option<Rejection> {
+    let uri = request.uri();
+    if !matches!(uri, Uri::Sip(_) | Uri::Sips(_)) {
+        return Some(
+            Rejection::new(416, "Unsupported URI Scheme")
+                .warning(&format!("the {} scheme is not served here", uri.scheme())),
+        );
+    }
+    match request.method() {
+        Method::Register | Method::Options | Method::Cancel | Method::Ack => {}
+        Method::Extension(_) => {
+            return Some(
+                Rejection::new(501, "Not Implemented").with(HeaderName::Allow, ALLOWED_METHODS),
+            );
+        }
+        _ => {
+            return Some(
+                Rejection::new(405, "Method Not Allowed").with(HeaderName::Allow, ALLOWED_METHODS),
+            );
+        }
+    }
+    // A request for a user with no hops left would have to be forwarded (§16.3 step 3);
+    // REGISTER and OPTIONS to the server itself are answered here whatever the count.
+    let for_user = uri.sip().is_some_and(|u| u.user().is_some());
+    if request.max_forwards() == Some(0)
+        && for_user
+        && !matches!(request.method(), Method::Register)
+    {
+        return Some(Rejection::new(483, "Too Many Hops"));
+    }
+    let unsupported: Vec<&str> = request.require().collect();
+    if !unsupported.is_empty() {
+        return Some(
+            Rejection::new(420, "Bad Extension")
+                .with(HeaderName::Unsupported, unsupported.join(", ")),
+        );
+    }
+    if let Some(enc) = request.header_str(HeaderName::ContentEncoding) {
+        if !enc.trim().eq_ignore_ascii_case("identity") && !request.body().is_empty() {
+            return Some(
+                Rejection::new(415, "Unsupported Media Type")
+                    .with(HeaderName::AcceptEncoding, "identity"),
+            );
+        }
+    }
+    if matches!(request.method(), Method::Register) {
+        if !matches!(request.to().uri(), Uri::Sip(_) | Uri::Sips(_)) {
+            return Some(
+                Rejection::new(400, "Bad Request").warning("To must be a SIP address of record"),
+            );
+        }
+        if request.contacts().is_err() {
+            return Some(Rejection::new(400, "Bad Request").warning("malformed Contact"));
+        }
+        if request.expires().is_err() {
+            return Some(Rejection::new(400, "Bad Request").warning("malformed Expires"));
+        }
+    }
+    None
+}
+
+/// The domain whose user the request claims to be: the To of a REGISTER (the address being
+/// registered), the From of anything else (the sender).
+pub(crate) fn identity_domain(request: &Request) -> Option<String> {
+    let addr = match request.method() {
+        Method::Register => request.to(),
+        _ => request.from(),
+    };
+    addr.uri().sip().map(|u| u.host_str().to_ascii_lowercase())
+}
+
+/// The directory user a Digest username names: `alice@example.test` as it is, or `alice` in
+/// the domain the request is about. `None` when that is not a user name of one of our domains.
+pub(crate) fn user_of(
+    username: &str,
+    domain: Option<&str>,
+    config: &FrontendConfig,
+) -> Option<Aor> {
+    let aor = if username.contains('@') {
+        Aor::parse(username).ok()?
+    } else {
+        let domain = domain
+            .filter(|d| config.serves(d))
+            .unwrap_or(&config.primary_domain);
+        Aor::parse(&format!("{username}@{domain}")).ok()?
+    };
+    config.serves(aor.domain().as_str()).then_some(aor)
+}
+
+/// Whether the credentials were computed for this request's Request-URI (RFC 7616 §3.4.6:
+/// the server must check the digest-uri names the same resource).
+pub(crate) fn digest_uri_matches(request: &Request, digest_uri: &str) -> bool {
+    match Uri::parse_str(digest_uri) {
+        Ok(uri) => &uri == request.uri(),
+        Err(_) => false,
+    }
+}
+
+/// The answer to an OPTIONS addressed to the server: what it can do.
+pub(crate) fn options_response(request: &Request, _config: &FrontendConfig) -> ResponseBuilder {
+    let mut r = Response::for_request(request, 200, "OK")
+        .header(HeaderName::Allow, ALLOWED_METHODS)
+        .header(HeaderName::AcceptEncoding, "identity");
+    for token in herald_registrar::response::SUPPORTED {
+        r = r.header(HeaderName::Supported, token);
+    }
+    r
+}
+
+/// 405 with the methods herald does answer.
+pub(crate) fn method_not_allowed(request: &Request) -> ResponseBuilder {
+    Response::for_request(request, 405, "Method Not Allowed")
+        .header(HeaderName::Allow, ALLOWED_METHODS)
+}

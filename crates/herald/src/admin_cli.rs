@@ -1,0 +1,289 @@
+//! The admin commands that work on the directory: `user`, `domain`, `directory`.
+//!
+//! They open the same store `serve` uses, so they work while the server runs (SQLite in WAL mode
+//! takes one writer at a time and the server sees the change at its next lookup).
+
+use std::io::BufRead;
+
+use anyhow::{Context, bail};
+use herald_auth::{Algorithm, ha1};
+use herald_directory::{
+    Aor, Credential, CredentialAlgorithm, Directory, DisplayName, Domain, NewUser, SqliteDirectory,
+    User, UserQuery,
+};
+
+use crate::cli::{DirectoryCommand, DomainCommand, UserCommand};
+use crate::config::Config;
+
+/// Opens the configured store, creating the data folder and applying migrations as `serve` does.
+pub(crate) fn open_directory(config: &Config) -> anyhow::Result<SqliteDirectory> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
+    let path = config.directory_path();
+    SqliteDirectory::open(&path).with_context(|| format!("cannot open {}", path.display()))
+}
+
+/// The credential rows stored for a password: one HA1 per Digest algorithm, never the password.
+pub(crate) fn password_credentials(
+    config: &Config,
+    aor: &Aor,
+    password: &str,
+) -> anyhow::Result<Vec<Credential>> {
+    let realm = config.realm_for(aor.domain().as_str());
+    let user = aor.user();
+    [
+        (CredentialAlgorithm::Sha256, Algorithm::Sha256),
+        (CredentialAlgorithm::Md5, Algorithm::Md5),
+    ]
+    .into_iter()
+    .map(|(stored, digest)| {
+        Credential::new(stored, realm, &ha1(digest, user, realm, password))
+            .context("building a credential")
+    })
+    .collect()
+}
+
+/// A password a person can type: 16 characters from an unambiguous alphabet (≈ 90 bits).
+pub(crate) fn random_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..16)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+pub(crate) fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> {
+    let dir = open_directory(config)?;
+    match command {
+        UserCommand::Add {
+            uri,
+            display_name,
+            password_stdin,
+            disabled,
+        } => {
+            let aor = parse_aor(&uri)?;
+            let (password, generated) = if password_stdin {
+                (read_password_stdin()?, false)
+            } else {
+                (random_password(), true)
+            };
+            let mut new = NewUser::new(aor.clone());
+            new.enabled = !disabled;
+            if let Some(name) = display_name {
+                new.display_name = DisplayName::parse(&name).context("--display-name")?;
+            }
+            new.credentials = password_credentials(config, &aor, &password)?;
+            let user = dir
+                .add_user(&new)
+                .with_context(|| format!("cannot add {aor}"))?;
+            println!("added {}", user.aor.to_sip_uri());
+            if generated {
+                println!("password: {password}");
+            }
+        }
+        UserCommand::List { domain } => {
+            let mut query = UserQuery::first(UserQuery::MAX_PAGE);
+            if let Some(d) = domain {
+                query = query.in_domain(Domain::parse(&d).context("--domain")?);
+            }
+            println!("{:<40} {:<8} {}", "USER", "ENABLED", "DISPLAY NAME");
+            loop {
+                let page = dir.list_users(&query).context("listing users")?;
+                let Some(last) = page.last() else { break };
+                query = query.clone().after(last.aor.clone());
+                for u in &page {
+                    println!(
+                        "{:<40} {:<8} {}",
+                        u.aor.to_sip_uri(),
+                        if u.enabled { "yes" } else { "no" },
+                        u.display_name.as_str()
+                    );
+                }
+            }
+        }
+        UserCommand::Show { uri } => {
+            let aor = parse_aor(&uri)?;
+            let user = dir
+                .get_user(&aor)?
+                .with_context(|| format!("no user {aor}"))?;
+            print_user(&user);
+        }
+        UserCommand::Set {
+            uri,
+            display_name,
+            password_stdin,
+            enable,
+            disable,
+        } => {
+            let aor = parse_aor(&uri)?;
+            if display_name.is_none() && !password_stdin && !enable && !disable {
+                bail!(
+                    "nothing to change: give --display-name, --password-stdin, --enable or --disable"
+                );
+            }
+            if dir.get_user(&aor)?.is_none() {
+                bail!("no user {aor}");
+            }
+            if let Some(name) = display_name {
+                dir.set_display_name(&aor, &DisplayName::parse(&name).context("--display-name")?)?;
+            }
+            if password_stdin {
+                let password = read_password_stdin()?;
+                dir.set_credentials(&aor, &password_credentials(config, &aor, &password)?)?;
+            }
+            if enable || disable {
+                dir.set_enabled(&aor, enable)?;
+            }
+            println!("updated {}", aor.to_sip_uri());
+        }
+        UserCommand::Remove { uri } => {
+            let aor = parse_aor(&uri)?;
+            dir.remove_user(&aor)
+                .with_context(|| format!("cannot remove {aor}"))?;
+            println!("removed {}", aor.to_sip_uri());
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn domain(config: &Config, command: DomainCommand) -> anyhow::Result<()> {
+    let dir = open_directory(config)?;
+    match command {
+        DomainCommand::Add { domain } => {
+            let d = Domain::parse(&domain).context("domain")?;
+            dir.add_domain(&d)
+                .with_context(|| format!("cannot add {domain}"))?;
+            println!("added {}", d.as_str());
+        }
+        DomainCommand::List => {
+            for d in dir.list_domains()? {
+                println!("{}", d.as_str());
+            }
+        }
+        DomainCommand::Remove { domain } => {
+            let d = Domain::parse(&domain).context("domain")?;
+            dir.remove_domain(&d)
+                .with_context(|| format!("cannot remove {domain}"))?;
+            println!("removed {}", d.as_str());
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn directory(config: &Config, command: DirectoryCommand) -> anyhow::Result<()> {
+    match command {
+        DirectoryCommand::Prepare => {
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!("cannot create data folder {}", config.data_dir.display())
+            })?;
+            let path = config.directory_path();
+            let prepared = SqliteDirectory::prepare(&path)
+                .with_context(|| format!("cannot prepare {}", path.display()))?;
+            if prepared.from == prepared.to {
+                println!(
+                    "{}: schema version {} is current",
+                    path.display(),
+                    prepared.to
+                );
+            } else {
+                println!(
+                    "{}: schema upgraded from version {} to {}",
+                    path.display(),
+                    prepared.from,
+                    prepared.to
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes sure every configured domain exists and, for `--demo`, that the demo users exist with
+/// fresh passwords; returns (user, password) pairs to print.
+pub(crate) fn seed(
+    config: &Config,
+    dir: &dyn Directory,
+    demo: bool,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let existing = dir.list_domains()?;
+    for name in config.domains() {
+        let d = Domain::parse(name).context("[sip] domain")?;
+        if !existing.contains(&d) {
+            dir.add_domain(&d)
+                .with_context(|| format!("cannot add domain {name}"))?;
+            tracing::info!(
+                domain = name,
+                "added the configured domain to the directory"
+            );
+        }
+    }
+    let mut printed = Vec::new();
+    if demo {
+        for (user, name) in [
+            ("alice", "Alice Demo"),
+            ("bob", "Bob Demo"),
+            ("carol", "Carol Demo"),
+        ] {
+            let aor = parse_aor(&format!("{user}@{}", config.sip.domain))?;
+            let password = random_password();
+            let credentials = password_credentials(config, &aor, &password)?;
+            if dir.get_user(&aor)?.is_some() {
+                dir.set_credentials(&aor, &credentials)?;
+                dir.set_enabled(&aor, true)?;
+            } else {
+                let mut new = NewUser::new(aor.clone());
+                new.display_name = DisplayName::parse(name)?;
+                new.credentials = credentials;
+                dir.add_user(&new)?;
+            }
+            printed.push((aor.to_sip_uri(), password));
+        }
+    }
+    Ok(printed)
+}
+
+fn parse_aor(uri: &str) -> anyhow::Result<Aor> {
+    Aor::parse(uri).with_context(|| format!("{uri:?} is not a user address (user@domain)"))
+}
+
+fn read_password_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        bail!("the password read from standard input is empty");
+    }
+    Ok(password)
+}
+
+fn print_user(user: &User) {
+    println!("uri:          {}", user.aor.to_sip_uri());
+    println!("display name: {}", user.display_name.as_str());
+    println!("enabled:      {}", if user.enabled { "yes" } else { "no" });
+    println!("created:      {}", humantime(user.created_at));
+    println!("updated:      {}", humantime(user.updated_at));
+    let creds: Vec<String> = user
+        .credentials
+        .iter()
+        .map(|c| format!("{} (realm {})", c.algorithm().as_str(), c.realm()))
+        .collect();
+    println!(
+        "credentials:  {}",
+        if creds.is_empty() {
+            "none".into()
+        } else {
+            creds.join(", ")
+        }
+    );
+}
+
+fn humantime(t: std::time::SystemTime) -> String {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => format!("{} (unix seconds)", d.as_secs()),
+        Err(_) => "before 1970".to_owned(),
+    }
+}

@@ -1,0 +1,103 @@
+//! Command-line interface: `herald [--config FILE] <command>`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// herald: a Lync Server 2013 Front End and Exchange 2013 Client Access look-alike.
+#[derive(Debug, Parser)]
+#[command(name = "herald", version, about)]
+pub(crate) struct Cli {
+    /// The configuration file (TOML).
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "HERALD_CONFIG",
+        default_value = "herald.toml"
+    )]
+    pub(crate) config: PathBuf,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the server: SIP registrar over UDP, TCP and TLS, and the admin listener.
+    Serve(ServeArgs),
+    /// Manage users of the directory.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage the SIP domains the server is authoritative for.
+    #[command(subcommand)]
+    Domain(DomainCommand),
+    /// Maintain the directory store itself.
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Create the demo users (alice, bob, carol) with fresh passwords, printed at start.
+    #[arg(long)]
+    pub(crate) demo: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Add a user. Without --password-stdin a random password is generated and printed once.
+    Add {
+        /// The user's SIP address, `sip:alice@example.test` or `alice@example.test`.
+        uri: String,
+        /// The name other users see.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Create the account disabled: it cannot sign in until enabled.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// List users.
+    List {
+        /// Only users of this domain.
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Show one user.
+    Show { uri: String },
+    /// Change a user.
+    Set {
+        uri: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Read a new password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Allow the user to sign in.
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        /// Refuse the user's sign-ins (existing credentials are kept).
+        #[arg(long)]
+        disable: bool,
+    },
+    /// Remove a user and their credentials.
+    Remove { uri: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DomainCommand {
+    /// Add a SIP domain.
+    Add { domain: String },
+    /// List SIP domains.
+    List,
+    /// Remove a SIP domain that has no users.
+    Remove { domain: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DirectoryCommand {
+    /// Create or upgrade the directory schema (`serve` does this itself at start).
+    Prepare,
+}

@@ -1,0 +1,341 @@
+//! The configuration file: one TOML document that names every listener and limit.
+//!
+//! Every key has a default a non-root user can bind, so a file that names only `[sip] domain`
+//! runs. Relative paths are resolved against the folder that holds the config file, so the same
+//! file works whatever the working directory of the process.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// The whole configuration, as read from the TOML file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    /// Where the embedded store, the generated certificate and other state live.
+    #[serde(default = "default_data_dir")]
+    pub(crate) data_dir: PathBuf,
+    pub(crate) sip: SipConfig,
+    #[serde(default)]
+    pub(crate) http: HttpConfig,
+    #[serde(default)]
+    pub(crate) log: LogConfig,
+}
+
+/// The SIP service: listeners, the domain it is authoritative for and the registrar's limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SipConfig {
+    /// The SIP domain users sign in to (`alice@<domain>`); created in the directory at start.
+    pub(crate) domain: String,
+    /// Further SIP domains served by this server.
+    #[serde(default)]
+    pub(crate) extra_domains: Vec<String>,
+    #[serde(default = "default_udp")]
+    pub(crate) udp: Vec<SocketAddr>,
+    #[serde(default = "default_tcp")]
+    pub(crate) tcp: Vec<SocketAddr>,
+    #[serde(default = "default_tls")]
+    pub(crate) tls: Vec<SocketAddr>,
+    /// PEM certificate chain for the TLS listener; without it a self-signed certificate is
+    /// generated into the data folder at first start.
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// PEM private key matching `tls_cert`.
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Host names the generated certificate covers beyond those derived from the domain.
+    #[serde(default)]
+    pub(crate) names: Vec<String>,
+    /// The Digest realm; the SIP domain when absent.
+    pub(crate) realm: Option<String>,
+    /// Shortest registration interval accepted; shorter ones get 423 with Min-Expires.
+    #[serde(default = "default_min_expires")]
+    pub(crate) min_expires: u32,
+    /// Longest registration interval granted; longer requests are shortened to it.
+    #[serde(default = "default_max_expires")]
+    pub(crate) max_expires: u32,
+    /// Interval granted when the client names none.
+    #[serde(default = "default_default_expires")]
+    pub(crate) default_expires: u32,
+    /// Registrations one user may hold at once (Lync allows 8 endpoints).
+    #[serde(default = "default_max_bindings")]
+    pub(crate) max_bindings: usize,
+    /// Digest algorithms offered in challenges, in order of preference (RFC 8760 §2.4: SHA-256
+    /// first). Some clients (SIPp among them) answer only the first challenge and know only
+    /// MD5; list `["MD5"]` for them.
+    #[serde(default = "default_digest_algorithms")]
+    pub(crate) digest_algorithms: Vec<String>,
+    /// How long a Digest nonce stays valid before the client is re-challenged with stale=true.
+    #[serde(default = "default_nonce_lifetime")]
+    pub(crate) nonce_lifetime_secs: u64,
+    /// TCP/TLS connections that carry no traffic for this long are closed.
+    #[serde(default = "default_idle_timeout")]
+    pub(crate) idle_timeout_secs: u64,
+    /// Simultaneous TCP/TLS connections accepted from one IP address.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub(crate) max_connections_per_ip: usize,
+    /// Largest SIP message accepted, in bytes; larger ones get 513 or a closed connection.
+    #[serde(default = "default_max_message_size")]
+    pub(crate) max_message_size: usize,
+    /// Failed authentications tolerated per user or address before back-off starts.
+    #[serde(default = "default_auth_failures")]
+    pub(crate) auth_failures_before_backoff: u32,
+}
+
+/// HTTP listeners.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HttpConfig {
+    /// Admin API and Prometheus `/metrics`. Keep it on loopback or a management network.
+    #[serde(default = "default_admin")]
+    pub(crate) admin: SocketAddr,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogConfig {
+    /// A tracing filter such as `info` or `herald=debug,info`; `RUST_LOG` overrides it.
+    #[serde(default = "default_log_filter")]
+    pub(crate) filter: String,
+}
+
+impl Config {
+    /// Reads, resolves and validates the file, so that `serve` fails at start with a message that
+    /// names the offending key rather than later at the first request.
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let mut config: Self = toml::from_str(&text)
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut self.data_dir);
+        if let Some(p) = self.sip.tls_cert.as_mut() {
+            resolve(p);
+        }
+        if let Some(p) = self.sip.tls_key.as_mut() {
+            resolve(p);
+        }
+    }
+
+    fn validate(&mut self) -> anyhow::Result<()> {
+        let sip = &mut self.sip;
+        sip.domain = normalize_domain(&sip.domain).context("[sip] domain")?;
+        for d in &mut sip.extra_domains {
+            *d = normalize_domain(d).context("[sip] extra_domains")?;
+        }
+        if sip.min_expires == 0 {
+            bail!("[sip] min_expires must be at least 1 second");
+        }
+        if sip.min_expires > sip.max_expires {
+            bail!(
+                "[sip] min_expires ({}) is greater than max_expires ({})",
+                sip.min_expires,
+                sip.max_expires
+            );
+        }
+        if !(sip.min_expires..=sip.max_expires).contains(&sip.default_expires) {
+            bail!("[sip] default_expires must lie between min_expires and max_expires");
+        }
+        if sip.max_bindings == 0 {
+            bail!("[sip] max_bindings must be at least 1");
+        }
+        if sip.tls_cert.is_some() != sip.tls_key.is_some() {
+            bail!("[sip] tls_cert and tls_key must be given together");
+        }
+        if sip.max_message_size < 1024 {
+            bail!("[sip] max_message_size must be at least 1024 bytes");
+        }
+        if sip.digest_algorithms.is_empty() {
+            bail!("[sip] digest_algorithms must name at least one algorithm");
+        }
+        for a in &sip.digest_algorithms {
+            if herald_auth::Algorithm::from_token(a).is_none() {
+                bail!(
+                    "[sip] digest_algorithms: unknown algorithm {a:?} (SHA-256, MD5, SHA-512-256, and their -sess forms)"
+                );
+            }
+        }
+        if sip.udp.is_empty() && sip.tcp.is_empty() && sip.tls.is_empty() {
+            bail!("[sip] names no listener: set at least one of udp, tcp, tls");
+        }
+        Ok(())
+    }
+
+    /// Every domain this server is authoritative for, the primary one first.
+    pub(crate) fn domains(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.sip.domain.as_str())
+            .chain(self.sip.extra_domains.iter().map(String::as_str))
+    }
+
+    /// The configured Digest algorithms, parsed (validated at load).
+    pub(crate) fn digest_algorithms(&self) -> Vec<herald_auth::Algorithm> {
+        self.sip
+            .digest_algorithms
+            .iter()
+            .filter_map(|a| herald_auth::Algorithm::from_token(a))
+            .collect()
+    }
+
+    /// The Digest realm for users of `domain`: the configured realm, else the domain itself.
+    pub(crate) fn realm_for<'a>(&'a self, domain: &'a str) -> &'a str {
+        self.sip.realm.as_deref().unwrap_or(domain)
+    }
+
+    pub(crate) fn directory_path(&self) -> PathBuf {
+        self.data_dir.join("directory.db")
+    }
+
+    pub(crate) fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.sip.idle_timeout_secs)
+    }
+}
+
+/// Lower-cases a DNS name and checks it is a plausible host name, so a typo is caught at start.
+pub(crate) fn normalize_domain(name: &str) -> anyhow::Result<String> {
+    let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        bail!("{name:?} is not a valid domain name");
+    }
+    Ok(name)
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            admin: default_admin(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: default_log_filter(),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+    list.iter().filter_map(|a| a.parse().ok()).collect()
+}
+fn default_udp() -> Vec<SocketAddr> {
+    addrs(&["0.0.0.0:5060", "[::]:5060"])
+}
+fn default_tcp() -> Vec<SocketAddr> {
+    addrs(&["0.0.0.0:5060", "[::]:5060"])
+}
+fn default_tls() -> Vec<SocketAddr> {
+    addrs(&["0.0.0.0:5061", "[::]:5061"])
+}
+fn default_admin() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9060))
+}
+fn default_log_filter() -> String {
+    "info".to_owned()
+}
+fn default_min_expires() -> u32 {
+    60
+}
+fn default_max_expires() -> u32 {
+    3600
+}
+fn default_default_expires() -> u32 {
+    600
+}
+fn default_max_bindings() -> usize {
+    8
+}
+fn default_digest_algorithms() -> Vec<String> {
+    vec!["SHA-256".to_owned(), "MD5".to_owned()]
+}
+fn default_nonce_lifetime() -> u64 {
+    300
+}
+fn default_idle_timeout() -> u64 {
+    600
+}
+fn default_max_connections_per_ip() -> usize {
+    64
+}
+fn default_max_message_size() -> usize {
+    65_535
+}
+fn default_auth_failures() -> u32 {
+    5
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<Config> {
+        let mut c: Config = toml::from_str(text)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn domain_alone_is_enough() {
+        let c = parse("[sip]\ndomain = \"Example.TEST.\"\n").unwrap();
+        assert_eq!(c.sip.domain, "example.test");
+        assert_eq!(c.realm_for("example.test"), "example.test");
+        assert_eq!(c.sip.max_bindings, 8);
+        assert!(!c.sip.udp.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_is_refused() {
+        let e = parse("[sip]\ndomain = \"a.test\"\nudpp = []\n").unwrap_err();
+        assert!(format!("{e:#}").contains("udpp"), "{e:#}");
+    }
+
+    #[test]
+    fn inverted_expiry_bounds_are_refused() {
+        let e =
+            parse("[sip]\ndomain = \"a.test\"\nmin_expires = 100\nmax_expires = 50\n").unwrap_err();
+        assert!(e.to_string().contains("min_expires"));
+    }
+
+    #[test]
+    fn unknown_digest_algorithm_is_refused() {
+        let e = parse("[sip]\ndomain = \"a.test\"\ndigest_algorithms = [\"SHA-1\"]\n").unwrap_err();
+        assert!(e.to_string().contains("SHA-1"), "{e}");
+    }
+
+    #[test]
+    fn bad_domain_is_refused() {
+        assert!(parse("[sip]\ndomain = \"bad domain\"\n").is_err());
+        assert!(parse("[sip]\ndomain = \"-a.test\"\n").is_err());
+    }
+
+    #[test]
+    fn relative_paths_follow_the_config_file() {
+        let mut c = parse("data_dir = \"d\"\n[sip]\ndomain = \"a.test\"\n").unwrap();
+        c.resolve_paths(Path::new("/etc/herald"));
+        assert_eq!(c.data_dir, PathBuf::from("/etc/herald/d"));
+    }
+}

@@ -1,0 +1,136 @@
+//! `herald serve`: binds every listener, wires the cores to the runtime, runs until a signal.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use herald_auth::{DigestConfig, ThrottleConfig};
+use herald_directory::Directory;
+use herald_frontend::{Frontend, FrontendConfig};
+use herald_registrar::RegistrarConfig;
+use herald_sip::Limits;
+use tokio_rustls::TlsAcceptor;
+
+use crate::admin;
+use crate::admin_cli::{open_directory, seed};
+use crate::cli::ServeArgs;
+use crate::config::Config;
+use crate::sip_runtime::SipRuntime;
+use crate::tls;
+use crate::transport::{Listeners, TransportLimits};
+
+pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
+    let metrics = admin::install_metrics()?;
+    let directory: Arc<dyn Directory> = Arc::new(open_directory(&config)?);
+    let demo_users = seed(&config, directory.as_ref(), args.demo)?;
+
+    let tls_acceptor = if config.sip.tls.is_empty() {
+        None
+    } else {
+        Some(TlsAcceptor::from(tls::server_config(&config)?))
+    };
+    let (listeners, bound) = Listeners::bind(
+        &config.sip.udp,
+        &config.sip.tcp,
+        &config.sip.tls,
+        tls_acceptor,
+    )
+    .await?;
+    let admin_listener = admin::bind(config.http.admin).await?;
+    let admin_addr = admin_listener.local_addr()?;
+
+    let limits = sip_limits(&config);
+    let frontend = Frontend::new(
+        frontend_config(&config, &limits),
+        rand::random(),
+        Instant::now(),
+    )
+    .context("invalid [sip] settings")?;
+    let runtime = SipRuntime::new(frontend, directory);
+    let transports = listeners.start(
+        TransportLimits {
+            idle_timeout: config.idle_timeout(),
+            max_connections_per_ip: config.sip.max_connections_per_ip,
+            sip: limits,
+        },
+        runtime.clone(),
+    );
+    runtime.attach(transports);
+    tokio::spawn(runtime.clone().run_timers());
+    tokio::spawn(admin::serve(admin_listener, metrics));
+
+    // One line per listener on stdout, stable for scripts and tests that bind port 0.
+    for (proto, addrs) in [
+        ("udp", &bound.udp),
+        ("tcp", &bound.tcp),
+        ("tls", &bound.tls),
+    ] {
+        for addr in addrs {
+            println!("listening sip+{proto} {addr}");
+            tracing::info!(%addr, "SIP over {} ready", proto.to_uppercase());
+        }
+    }
+    println!("listening admin {admin_addr}");
+    tracing::info!(addr = %admin_addr, "admin listener ready (/metrics, /health)");
+    if !demo_users.is_empty() {
+        println!(
+            "demo users of {} (passwords are new at every start):",
+            config.sip.domain
+        );
+        for (uri, password) in &demo_users {
+            println!("  {uri}  password: {password}");
+        }
+    }
+    println!("ready");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+fn sip_limits(config: &Config) -> Limits {
+    let mut limits = Limits::default();
+    limits.max_message = config.sip.max_message_size;
+    limits
+}
+
+fn frontend_config(config: &Config, limits: &Limits) -> FrontendConfig {
+    FrontendConfig {
+        primary_domain: config.sip.domain.clone(),
+        domains: config.domains().map(str::to_owned).collect(),
+        realm: config.sip.realm.clone(),
+        server_header: format!("herald/{}", env!("CARGO_PKG_VERSION")),
+        limits: limits.clone(),
+        registrar: RegistrarConfig {
+            min_expires: config.sip.min_expires,
+            max_expires: config.sip.max_expires,
+            default_expires: config.sip.default_expires,
+            max_bindings_per_aor: config.sip.max_bindings,
+        },
+        transactions: herald_transaction::Config::default(),
+        digest: DigestConfig {
+            algorithms: config.digest_algorithms(),
+            nonce_lifetime: Duration::from_secs(config.sip.nonce_lifetime_secs),
+            ..DigestConfig::default()
+        },
+        throttle: ThrottleConfig {
+            max_failures: config.sip.auth_failures_before_backoff,
+            ..ThrottleConfig::default()
+        },
+    }
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,493 @@
+//! SIP transports: UDP sockets, TCP and TLS connections (RFC 3261 §18).
+//!
+//! This module owns sockets and nothing else: it frames bytes into messages, hands each to the
+//! [`Handler`] with the [`Flow`] it arrived on, and writes bytes back over a flow. Which bytes to
+//! write is decided by the protocol cores. A flow is what RFC 5626 calls it: the path back to a
+//! client behind NAT, so requests to a registered client use the connection its REGISTER used.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::{Bytes, BytesMut};
+use herald_frontend::{FlowPath, Payload};
+use herald_sip::{Frame, Limits, StreamDeframer};
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+
+/// The path a message came in on, and the one its answers and later requests go out on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Flow {
+    /// A datagram path: our socket (by index) and the peer's address.
+    Udp { socket: u16, peer: SocketAddr },
+    /// A TCP or TLS connection, by its id; gone once the connection closes.
+    Stream { conn: u64 },
+}
+
+impl FlowPath for Flow {
+    fn datagram_to(&self, peer: SocketAddr) -> Option<Self> {
+        match *self {
+            Self::Udp { socket, .. } => Some(Self::Udp { socket, peer }),
+            Self::Stream { .. } => None,
+        }
+    }
+}
+
+/// The transport protocol a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TransportKind {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+/// One framed SIP message as it arrived.
+#[derive(Debug, Clone)]
+pub(crate) struct Inbound {
+    pub(crate) flow: Flow,
+    pub(crate) kind: TransportKind,
+    pub(crate) peer: SocketAddr,
+    pub(crate) payload: Payload,
+}
+
+/// What the transports call into: the server's request pipeline.
+pub(crate) trait Handler: Send + Sync + 'static {
+    /// A complete message arrived. Must not block: long work is spawned by the handler.
+    fn on_message(self: &Arc<Self>, inbound: Inbound);
+    /// A connection closed; bindings and subscriptions over it are no longer reachable.
+    fn on_flow_closed(self: &Arc<Self>, flow: Flow);
+}
+
+/// Why a message could not be written.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SendError {
+    /// The connection the flow named is closed.
+    #[error("connection {0} is closed")]
+    Closed(u64),
+    /// The connection's write queue is full: the peer does not read.
+    #[error("connection {0} is not reading; message dropped")]
+    Backlogged(u64),
+    /// The UDP socket index names no socket.
+    #[error("no UDP socket {0}")]
+    NoSocket(u16),
+    #[error("UDP send failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Transport limits from the configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct TransportLimits {
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_connections_per_ip: usize,
+    pub(crate) sip: Limits,
+}
+
+/// The set of open sockets and connections.
+pub(crate) struct Transports {
+    udp: Vec<Arc<UdpSocket>>,
+    conns: Mutex<HashMap<u64, Connection>>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    next_conn: AtomicU64,
+    limits: TransportLimits,
+}
+
+struct Connection {
+    tx: mpsc::Sender<Bytes>,
+    close: Arc<tokio::sync::Notify>,
+}
+
+/// Messages queued for one connection before it counts as not reading.
+const WRITE_QUEUE: usize = 1024;
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest datagram we read; larger ones are truncated by the kernel and fail to parse.
+const MAX_DATAGRAM: usize = 65_535;
+
+/// The addresses each listener actually bound, for the log and for tests that bind port 0.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct BoundAddrs {
+    pub(crate) udp: Vec<SocketAddr>,
+    pub(crate) tcp: Vec<SocketAddr>,
+    pub(crate) tls: Vec<SocketAddr>,
+}
+
+/// Listeners bound but not yet serving, so `serve` can report addresses before traffic starts.
+pub(crate) struct Listeners {
+    udp: Vec<UdpSocket>,
+    tcp: Vec<TcpListener>,
+    tls: Vec<(TcpListener, TlsAcceptor)>,
+}
+
+impl Listeners {
+    /// Binds every configured address, so a port conflict fails the start with a clear message.
+    pub(crate) async fn bind(
+        udp: &[SocketAddr],
+        tcp: &[SocketAddr],
+        tls: &[SocketAddr],
+        tls_acceptor: Option<TlsAcceptor>,
+    ) -> anyhow::Result<(Self, BoundAddrs)> {
+        let mut me = Self {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+            tls: Vec::new(),
+        };
+        let mut bound = BoundAddrs::default();
+        for addr in udp {
+            if let Some(sock) = skip_missing_ipv6(*addr, bind_udp(*addr))? {
+                bound.udp.push(sock.local_addr()?);
+                me.udp.push(sock);
+            }
+        }
+        for addr in tcp {
+            if let Some(l) = skip_missing_ipv6(*addr, bind_tcp(*addr))? {
+                bound.tcp.push(l.local_addr()?);
+                me.tcp.push(l);
+            }
+        }
+        if !tls.is_empty() {
+            let acceptor = tls_acceptor.context("TLS listeners need a certificate")?;
+            for addr in tls {
+                if let Some(l) = skip_missing_ipv6(*addr, bind_tcp(*addr))? {
+                    bound.tls.push(l.local_addr()?);
+                    me.tls.push((l, acceptor.clone()));
+                }
+            }
+        }
+        Ok((me, bound))
+    }
+
+    /// Starts the receive loops; returns the handle used to send.
+    pub(crate) fn start<H: Handler>(
+        self,
+        limits: TransportLimits,
+        handler: Arc<H>,
+    ) -> Arc<Transports> {
+        let udp: Vec<Arc<UdpSocket>> = self.udp.into_iter().map(Arc::new).collect();
+        let transports = Arc::new(Transports {
+            udp: udp.clone(),
+            conns: Mutex::new(HashMap::new()),
+            per_ip: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            limits,
+        });
+        for (index, sock) in udp.into_iter().enumerate() {
+            let handler = handler.clone();
+            let index = u16::try_from(index).unwrap_or(u16::MAX);
+            tokio::spawn(udp_loop(index, sock, handler));
+        }
+        for listener in self.tcp {
+            tokio::spawn(accept_loop(
+                listener,
+                None,
+                transports.clone(),
+                handler.clone(),
+            ));
+        }
+        for (listener, acceptor) in self.tls {
+            tokio::spawn(accept_loop(
+                listener,
+                Some(acceptor),
+                transports.clone(),
+                handler.clone(),
+            ));
+        }
+        transports
+    }
+}
+
+impl Transports {
+    /// Writes one message over a flow. Never blocks: a stream whose queue is full loses the
+    /// message (the transaction layer retransmits or times out) rather than stalling the server.
+    pub(crate) fn send(&self, flow: Flow, bytes: Bytes) -> Result<(), SendError> {
+        match flow {
+            Flow::Udp { socket, peer } => {
+                let sock = self
+                    .udp
+                    .get(usize::from(socket))
+                    .ok_or(SendError::NoSocket(socket))?;
+                match sock.try_send_to(&bytes, peer) {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        let sock = sock.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = sock.send_to(&bytes, peer).await {
+                                tracing::debug!(%peer, error = %e, "UDP send failed");
+                            }
+                        });
+                        Ok(())
+                    }
+                    Err(e) => Err(SendError::Io(e)),
+                }
+            }
+            Flow::Stream { conn } => {
+                let conns = self.conns.lock();
+                let c = conns.get(&conn).ok_or(SendError::Closed(conn))?;
+                c.tx.try_send(bytes).map_err(|e| match e {
+                    mpsc::error::TrySendError::Full(_) => SendError::Backlogged(conn),
+                    mpsc::error::TrySendError::Closed(_) => SendError::Closed(conn),
+                })
+            }
+        }
+    }
+
+    /// Closes a connection after what is queued for it has been written (a stream that lost
+    /// framing, for one). Datagram flows have nothing to close.
+    pub(crate) fn close(&self, flow: Flow) {
+        if let Flow::Stream { conn } = flow {
+            if let Some(c) = self.conns.lock().get(&conn) {
+                c.close.notify_one();
+            }
+        }
+    }
+
+    fn admit(&self, peer: SocketAddr) -> bool {
+        let mut per_ip = self.per_ip.lock();
+        let n = per_ip.entry(peer.ip()).or_insert(0);
+        if *n >= self.limits.max_connections_per_ip {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn release(&self, peer: SocketAddr) {
+        let mut per_ip = self.per_ip.lock();
+        if let Some(n) = per_ip.get_mut(&peer.ip()) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                per_ip.remove(&peer.ip());
+            }
+        }
+    }
+}
+
+fn skip_missing_ipv6<T>(addr: SocketAddr, result: std::io::Result<T>) -> anyhow::Result<Option<T>> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        // The default listeners include [::]; a host without IPv6 still starts on IPv4.
+        Err(e) if addr.is_ipv6() && addr.ip().is_unspecified() && ipv6_unavailable(&e) => {
+            tracing::warn!(%addr, error = %e, "IPv6 is not available here; listening on IPv4 only");
+            Ok(None)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot listen on {addr}")),
+    }
+}
+
+fn ipv6_unavailable(e: &std::io::Error) -> bool {
+    // EAFNOSUPPORT (97) and EADDRNOTAVAIL (99) on Linux.
+    matches!(e.raw_os_error(), Some(97 | 99))
+}
+
+fn new_socket(addr: SocketAddr, ty: socket2::Type) -> std::io::Result<socket2::Socket> {
+    let domain = socket2::Domain::for_address(addr);
+    let sock = socket2::Socket::new(domain, ty, None)?;
+    if addr.is_ipv6() {
+        // Separate IPv4 and IPv6 listeners on one port need the IPv6 one to stay IPv6-only.
+        sock.set_only_v6(true)?;
+    }
+    sock.set_nonblocking(true)?;
+    Ok(sock)
+}
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let sock = new_socket(addr, socket2::Type::DGRAM)?;
+    // Bursts of registrations and notifications arrive faster than one loop drains them.
+    let _ = sock.set_recv_buffer_size(8 << 20);
+    let _ = sock.set_send_buffer_size(8 << 20);
+    sock.bind(&addr.into())?;
+    UdpSocket::from_std(sock.into())
+}
+
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let sock = new_socket(addr, socket2::Type::STREAM)?;
+    sock.set_reuse_address(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(1024)?;
+    TcpListener::from_std(sock.into())
+}
+
+async fn udp_loop<H: Handler>(index: u16, sock: Arc<UdpSocket>, handler: Arc<H>) {
+    let Ok(local) = sock.local_addr() else { return };
+    let mut buf = BytesMut::with_capacity(MAX_DATAGRAM * 4);
+    loop {
+        buf.reserve(MAX_DATAGRAM);
+        // Safety-free read into spare capacity: recv_buf appends what it read.
+        match sock.recv_buf_from(&mut buf).await {
+            Ok((n, peer)) => {
+                let bytes = buf.split_to(n).freeze();
+                handler.on_message(Inbound {
+                    flow: Flow::Udp {
+                        socket: index,
+                        peer,
+                    },
+                    kind: TransportKind::Udp,
+                    peer,
+                    payload: Payload::Datagram(bytes),
+                });
+            }
+            Err(e) => {
+                // ICMP errors from earlier sends surface here on Linux; they are not fatal.
+                tracing::debug!(%local, error = %e, "UDP receive error");
+            }
+        }
+    }
+}
+
+async fn accept_loop<H: Handler>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    transports: Arc<Transports>,
+    handler: Arc<H>,
+) {
+    let Ok(local) = listener.local_addr() else {
+        return;
+    };
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(v) => v,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(%local, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if !transports.admit(peer) {
+            tracing::warn!(%peer, limit = transports.limits.max_connections_per_ip,
+                "connection refused: too many connections from this address");
+            metrics::counter!("herald_connections_refused_total").increment(1);
+            drop(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let transports = transports.clone();
+        let handler = handler.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => serve_stream(stream, TransportKind::Tcp, peer, &transports, &handler).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => {
+                            serve_stream(s, TransportKind::Tls, peer, &transports, &handler).await
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+            transports.release(peer);
+        });
+    }
+}
+
+async fn serve_stream<S, H>(
+    stream: S,
+    kind: TransportKind,
+    peer: SocketAddr,
+    transports: &Arc<Transports>,
+    handler: &Arc<H>,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    H: Handler,
+{
+    let conn = transports.next_conn.fetch_add(1, Ordering::Relaxed);
+    let flow = Flow::Stream { conn };
+    let (tx, rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+    let close = Arc::new(tokio::sync::Notify::new());
+    transports.conns.lock().insert(
+        conn,
+        Connection {
+            tx: tx.clone(),
+            close: close.clone(),
+        },
+    );
+    metrics::gauge!("herald_connections").increment(1.0);
+    tracing::debug!(conn, %peer, ?kind, "connection opened");
+
+    let (mut reader, writer) = tokio::io::split(stream);
+    let writer_task = tokio::spawn(write_loop(writer, rx));
+    let idle = transports.limits.idle_timeout;
+    let mut deframer = StreamDeframer::new(transports.limits.sip.clone());
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    'read: loop {
+        buf.clear();
+        buf.reserve(16 * 1024);
+        let n = tokio::select! {
+            read = tokio::time::timeout(idle, reader.read_buf(&mut buf)) => match read {
+                Err(_) => {
+                    tracing::debug!(conn, %peer, "closing idle connection");
+                    break;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(conn, %peer, error = %e, "read failed");
+                    break;
+                }
+                Ok(Ok(0)) => break,
+                Ok(Ok(n)) => n,
+            },
+            () = close.notified() => break,
+        };
+        deframer.feed(&buf[..n]);
+        loop {
+            let payload = match deframer.next_frame() {
+                Ok(None) => break,
+                Ok(Some(Frame::Message(m))) => Payload::Parsed(*m),
+                Ok(Some(Frame::Invalid { bytes, error })) => Payload::Invalid { bytes, error },
+                Ok(Some(Frame::Ping)) => {
+                    // RFC 5626 §4.4.1: a double-CRLF ping is answered by a single-CRLF pong.
+                    let _ = tx.try_send(Bytes::from_static(b"\r\n"));
+                    continue;
+                }
+                Ok(Some(_)) => continue,
+                Err(error) => {
+                    tracing::info!(conn, %peer, %error, "closing connection: the stream cannot be framed");
+                    metrics::counter!("herald_sip_parse_errors_total").increment(1);
+                    break 'read;
+                }
+            };
+            handler.on_message(Inbound {
+                flow,
+                kind,
+                peer,
+                payload,
+            });
+        }
+    }
+    transports.conns.lock().remove(&conn);
+    drop(tx);
+    // Let queued answers (such as a 400 for the last message) drain before the socket closes.
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
+    metrics::gauge!("herald_connections").decrement(1.0);
+    tracing::debug!(conn, %peer, "connection closed");
+    handler.on_flow_closed(flow);
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: tokio::io::WriteHalf<W>,
+    mut rx: mpsc::Receiver<Bytes>,
+) where
+    W: AsyncRead,
+{
+    while let Some(bytes) = rx.recv().await {
+        if writer.write_all(&bytes).await.is_err() {
+            break;
+        }
+        // Coalesce whatever else is queued before flushing (TLS records, Nagle is off).
+        while let Ok(more) = rx.try_recv() {
+            if writer.write_all(&more).await.is_err() {
+                return;
+            }
+        }
+        if writer.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
