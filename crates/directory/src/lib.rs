@@ -54,6 +54,12 @@ pub trait Directory: Send + Sync {
     /// (algorithm, realm).
     fn add_user(&self, user: &NewUser) -> Result<User, Error>;
 
+    /// Creates many users at once, all or none: an import of thousands of accounts is one
+    /// transaction (one disk sync) rather than one per user. Returns how many were added.
+    ///
+    /// Fails as [`Directory::add_user`] does for the first offending user, adding none.
+    fn add_users(&self, users: &[NewUser]) -> Result<usize, Error>;
+
     /// Looks a user up, ignoring the case of the user part; `Ok(None)` when there is none, since
     /// an unknown user is an ordinary answer for the registrar, not a failure.
     fn get_user(&self, aor: &Aor) -> Result<Option<User>, Error>;

@@ -75,6 +75,7 @@ macro_rules! __directory_checks {
             unknown_user_is_not_found,
             users_are_listed_in_order_and_paged,
             user_count_follows_adds_and_removes,
+            bulk_add_is_all_or_nothing,
         }
     };
 }
@@ -233,6 +234,36 @@ pub fn duplicate_user_is_refused(dir: &dyn Directory) {
     let got = dir.get_user(&first.aor).expect("get").expect("exists");
     assert_eq!(got.display_name.as_str(), "First");
     assert_eq!(got.aor.user(), "dave");
+    cleanup(dir, &d);
+}
+
+/// A bulk import stores every user, or none when one of them is refused.
+pub fn bulk_add_is_all_or_nothing(dir: &dyn Directory) {
+    let d = domain("bulk.conformance.test");
+    dir.add_domain(&d).expect("add domain");
+    let users: Vec<NewUser> = (0..50)
+        .map(|i| NewUser::new(aor(&format!("u{i}@bulk.conformance.test"))))
+        .collect();
+    assert_eq!(dir.add_users(&users).expect("bulk add"), 50);
+    for u in &users {
+        assert!(dir.get_user(&u.aor).expect("get").is_some());
+    }
+    // The second batch holds one new user and one duplicate: nothing of it is kept.
+    let batch = vec![
+        NewUser::new(aor("fresh@bulk.conformance.test")),
+        NewUser::new(aor("U7@bulk.conformance.test")),
+    ];
+    assert!(matches!(
+        dir.add_users(&batch),
+        Err(Error::AlreadyExists { kind: EntityKind::User, .. })
+    ));
+    assert!(dir.get_user(&aor("fresh@bulk.conformance.test")).expect("get").is_none());
+    // A user of an unknown domain refuses the batch too.
+    let foreign = vec![NewUser::new(aor("x@nowhere.conformance.test"))];
+    assert!(matches!(dir.add_users(&foreign), Err(Error::NotFound { .. })));
+    for u in &users {
+        dir.remove_user(&u.aor).expect("remove");
+    }
     cleanup(dir, &d);
 }
 

@@ -82,6 +82,17 @@ pub(crate) fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> 
                 println!("password: {password}");
             }
         }
+        UserCommand::Import { file } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin().lock()).context("reading standard input")?
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?
+            };
+            let users = parse_import(config, &text)?;
+            let added = dir.add_users(&users).context("import refused; no user was added")?;
+            println!("imported {added} users");
+        }
         UserCommand::List { domain } => {
             let mut query = UserQuery::first(UserQuery::MAX_PAGE);
             if let Some(d) = domain {
@@ -241,6 +252,34 @@ pub(crate) fn seed(
         }
     }
     Ok(printed)
+}
+
+/// Parses an import file into users, naming the line of the first error.
+fn parse_import(config: &Config, text: &str) -> anyhow::Result<Vec<NewUser>> {
+    let mut users = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let parse = || -> anyhow::Result<NewUser> {
+            let mut fields = line.splitn(3, ',');
+            let uri = fields.next().unwrap_or_default().trim();
+            let password = fields.next().map(str::trim).unwrap_or_default();
+            if password.is_empty() {
+                bail!("expected `user@domain,password[,Display Name]`");
+            }
+            let aor = parse_aor(uri)?;
+            let mut user = NewUser::new(aor.clone());
+            if let Some(name) = fields.next() {
+                user.display_name = DisplayName::parse(name.trim()).context("display name")?;
+            }
+            user.credentials = password_credentials(config, &aor, password)?;
+            Ok(user)
+        };
+        users.push(parse().with_context(|| format!("line {}", n + 1))?);
+    }
+    Ok(users)
 }
 
 fn parse_aor(uri: &str) -> anyhow::Result<Aor> {

@@ -59,6 +59,12 @@ pub(crate) enum UserCommand {
         #[arg(long)]
         disabled: bool,
     },
+    /// Add many users in one transaction, all or none. Each line of FILE (`-` for standard
+    /// input) is `user@domain,password[,Display Name]`; empty lines and `#` comments are skipped.
+    Import {
+        /// The file to read, or `-` for standard input.
+        file: PathBuf,
+    },
     /// List users.
     List {
         /// Only users of this domain.

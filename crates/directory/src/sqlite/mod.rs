@@ -246,44 +246,30 @@ impl Directory for SqliteDirectory {
     fn add_user(&self, user: &NewUser) -> Result<User, Error> {
         let credentials = normalized_credentials(&user.credentials)?;
         let now = now_ms();
-        let aor = &user.aor;
-        self.write("adding a user", |tx| {
-            if !domain_exists(tx, aor.domain())? {
-                return Err(not_found_domain(aor.domain()));
-            }
-            let inserted = tx
-                .prepare_cached(
-                    "INSERT INTO users (domain, user_part, user_key, display_name, enabled, \
-                     created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
-                     ON CONFLICT (domain, user_key) DO NOTHING",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        aor.domain().as_str(),
-                        aor.user(),
-                        aor.user_key(),
-                        user.display_name.as_str(),
-                        user.enabled,
-                        now,
-                    ])
-                })
-                .ctx("adding a user")?;
-            if inserted == 0 {
-                return Err(Error::AlreadyExists {
-                    kind: EntityKind::User,
-                    key: aor.to_string(),
-                });
-            }
-            insert_credentials(tx, tx.last_insert_rowid(), &credentials)
-        })?;
+        self.write("adding a user", |tx| insert_user(tx, user, &credentials, now))?;
         Ok(User {
-            aor: aor.clone(),
+            aor: user.aor.clone(),
             display_name: user.display_name.clone(),
             enabled: user.enabled,
             created_at: ms_to_time(now)?,
             updated_at: ms_to_time(now)?,
             credentials,
         })
+    }
+
+    fn add_users(&self, users: &[NewUser]) -> Result<usize, Error> {
+        let prepared = users
+            .iter()
+            .map(|u| Ok((u, normalized_credentials(&u.credentials)?)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let now = now_ms();
+        self.write("adding users", |tx| {
+            for (user, credentials) in &prepared {
+                insert_user(tx, user, credentials, now)?;
+            }
+            Ok(())
+        })?;
+        Ok(prepared.len())
     }
 
     fn get_user(&self, aor: &Aor) -> Result<Option<User>, Error> {
@@ -553,6 +539,40 @@ fn domain_exists(tx: &Transaction<'_>, domain: &Domain) -> Result<bool, Error> {
     .optional()
     .map(|found| found.is_some())
     .ctx("checking a domain")
+}
+
+/// Inserts one user and its credentials inside the caller's write transaction.
+fn insert_user(
+    tx: &Transaction<'_>,
+    user: &NewUser,
+    credentials: &[Credential],
+    now: i64,
+) -> Result<(), Error> {
+    let aor = &user.aor;
+    if !domain_exists(tx, aor.domain())? {
+        return Err(not_found_domain(aor.domain()));
+    }
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO users (domain, user_part, user_key, display_name, enabled, \
+             created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
+             ON CONFLICT (domain, user_key) DO NOTHING",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                aor.domain().as_str(),
+                aor.user(),
+                aor.user_key(),
+                user.display_name.as_str(),
+                user.enabled,
+                now,
+            ])
+        })
+        .ctx("adding a user")?;
+    if inserted == 0 {
+        return Err(Error::AlreadyExists { kind: EntityKind::User, key: aor.to_string() });
+    }
+    insert_credentials(tx, tx.last_insert_rowid(), credentials)
 }
 
 fn insert_credentials(
