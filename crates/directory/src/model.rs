@@ -247,6 +247,12 @@ pub enum CredentialAlgorithm {
     Md5,
     /// Digest HA1 = SHA-256(user:realm:password), RFC 7616 / RFC 8760.
     Sha256,
+    /// Digest HA1 = MD5(user@domain:realm:password): the same password for clients that send
+    /// the whole sign-in address as the Digest username (Lync-era clients such as SIPE do).
+    /// HA1 depends on the username's spelling, so each form needs its own hash.
+    Md5Aor,
+    /// Digest HA1 = SHA-256(user@domain:realm:password); see [`Self::Md5Aor`].
+    Sha256Aor,
     /// NT hash = MD4(UTF-16LE(password)), for NTLM (MS-SIPAE). Realm-independent; store it
     /// with an empty realm.
     Nt,
@@ -254,13 +260,15 @@ pub enum CredentialAlgorithm {
 
 impl CredentialAlgorithm {
     /// Every algorithm this binary knows, in a stable order.
-    pub const ALL: [Self; 3] = [Self::Md5, Self::Sha256, Self::Nt];
+    pub const ALL: [Self; 5] = [Self::Md5, Self::Sha256, Self::Md5Aor, Self::Sha256Aor, Self::Nt];
 
     /// The name used in the store and in Digest's `algorithm=` parameter.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Md5 => "MD5",
             Self::Sha256 => "SHA-256",
+            Self::Md5Aor => "MD5-AOR",
+            Self::Sha256Aor => "SHA-256-AOR",
             Self::Nt => "NT",
         }
     }
@@ -273,7 +281,7 @@ impl CredentialAlgorithm {
             .ok_or_else(|| {
                 Error::invalid(
                     "credential algorithm",
-                    format!("{input:?} is not one of MD5, SHA-256, NT"),
+                    format!("{input:?} is not one of MD5, SHA-256, MD5-AOR, SHA-256-AOR, NT"),
                 )
             })
     }
@@ -282,8 +290,8 @@ impl CredentialAlgorithm {
     /// at the door.
     fn hex_len(self) -> usize {
         match self {
-            Self::Md5 | Self::Nt => 32,
-            Self::Sha256 => 64,
+            Self::Md5 | Self::Md5Aor | Self::Nt => 32,
+            Self::Sha256 | Self::Sha256Aor => 64,
         }
     }
 }

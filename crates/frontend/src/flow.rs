@@ -16,6 +16,8 @@ pub trait FlowPath: Clone + Eq + Hash + Debug {
 /// Where the responses to `request` go. Over a connection: back over it. Over UDP: to the
 /// source address and port when the client asked for rport (RFC 3581), otherwise to the
 /// `received` address at the port in the Via's sent-by (RFC 3261 §18.2.2), 5060 by default.
+/// `received` is by definition the source address, so the source is used even when the client
+/// wrote a `received` of its own: answers never go to an address a peer names.
 pub(crate) fn response_destination<F: FlowPath>(
     flow: &F,
     request: &Request,
@@ -25,7 +27,7 @@ pub(crate) fn response_destination<F: FlowPath>(
     if via.rport().is_some() {
         return flow.clone();
     }
-    let ip: IpAddr = via.received().unwrap_or_else(|| peer.ip());
+    let ip: IpAddr = peer.ip();
     let port = via.sent_by().1.unwrap_or(5060);
     flow.datagram_to(SocketAddr::new(ip, port))
         .unwrap_or_else(|| flow.clone())

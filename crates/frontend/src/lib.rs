@@ -15,6 +15,7 @@
 //! [`Frontend::poll_timeout`] (or the next input) and call [`Frontend::handle_timeout`].
 
 mod config;
+mod credentials;
 mod flow;
 mod register;
 mod validate;
@@ -27,7 +28,7 @@ use bytes::Bytes;
 use herald_auth::{
     ChallengeKind, Credentials, Decision, DigestAuthenticator, DigestCredentials, Outcome, Throttle,
 };
-use herald_directory::{CredentialAlgorithm, User};
+use herald_directory::User;
 use herald_registrar::Registrar;
 use herald_sip::{
     Disposition, HeaderName, Message, Method, ParseError, Request, Response, Transport,
@@ -40,6 +41,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 pub use config::{ConfigError, FrontendConfig};
+pub use credentials::password_credentials;
 pub use flow::FlowPath;
 pub use herald_registrar::{Event as RegistrarEvent, RemovalReason};
 
@@ -63,7 +65,7 @@ pub enum Payload {
     /// A whole datagram, parsed with RFC 3261 §18.3's datagram rules.
     Datagram(Bytes),
     /// A message cut from a stream and parsed.
-    Parsed(Message),
+    Parsed(Box<Message>),
     /// A message cut from a stream whose content failed to parse; the stream is still in sync.
     Invalid {
         /// The message bytes, for the error answer.
@@ -90,7 +92,7 @@ pub enum Step<F> {
     Done,
     /// Fetch `lookup.user()` from the directory and pass the result to
     /// [`Frontend::complete_lookup`].
-    Lookup(Lookup<F>),
+    Lookup(Box<Lookup<F>>),
     /// The stream broke framing: close the connection.
     Close(F),
 }
@@ -149,7 +151,7 @@ impl<F: FlowPath> Frontend<F> {
     ) -> Result<Self, ConfigError> {
         let registrar = Registrar::new(config.registrar.clone()).map_err(ConfigError::Registrar)?;
         Ok(Self {
-            transactions: TransactionLayer::new(config.transactions.clone()),
+            transactions: TransactionLayer::new(config.transactions),
             registrar,
             digest: DigestAuthenticator::new(config.digest.clone(), secret, now),
             throttle: Throttle::new(config.throttle.clone()),
@@ -169,7 +171,7 @@ impl<F: FlowPath> Frontend<F> {
                     return self.reject_unparsed(&inbound.flow, inbound.transport, &bytes, &error);
                 }
             },
-            Payload::Parsed(m) => m,
+            Payload::Parsed(m) => *m,
             Payload::Invalid { bytes, error } => {
                 return self.reject_unparsed(&inbound.flow, inbound.transport, &bytes, &error);
             }
@@ -206,11 +208,7 @@ impl<F: FlowPath> Frontend<F> {
         };
         let c = &pending.credentials;
         let stored = user.as_ref().filter(|u| u.enabled).and_then(|u| {
-            let wanted = match c.algorithm().base() {
-                herald_auth::Algorithm::Md5 => CredentialAlgorithm::Md5,
-                herald_auth::Algorithm::Sha256 => CredentialAlgorithm::Sha256,
-                _ => return None,
-            };
+            let wanted = credentials::stored_algorithm(c.algorithm(), &c.username)?;
             u.credentials
                 .iter()
                 .find(|cred| cred.algorithm() == wanted && cred.realm() == pending.realm)
@@ -223,7 +221,8 @@ impl<F: FlowPath> Frontend<F> {
         let source = pending.peer.ip();
         match outcome {
             Outcome::Ok => {
-                self.throttle.record_success(now, &c.username, source);
+                self.throttle
+                    .record_success(now, &throttle_key(&aor), source);
                 if !validate::digest_uri_matches(&pending.request, &c.uri) {
                     metrics::counter!("herald_auth_failures_total", "reason" => "uri").increment(1);
                     let r = Response::for_request(&pending.request, 400, "Bad Request").header(
@@ -247,7 +246,8 @@ impl<F: FlowPath> Frontend<F> {
                     .increment(1);
                 match other {
                     Outcome::WrongPassword => {
-                        self.throttle.record_failure(now, &c.username, source);
+                        self.throttle
+                            .record_failure(now, &throttle_key(&aor), source);
                         // Unknown users, disabled users and wrong passwords look the same, so
                         // the answer reveals nothing about which names exist.
                         tracing::info!(user = %aor, %source, "authentication failed");
@@ -394,6 +394,7 @@ impl<F: FlowPath> Frontend<F> {
                 // Overloaded: answer statelessly and ask the client to come back later.
                 let r = Response::for_request(&request, 503, "Service Unavailable")
                     .header(HeaderName::RetryAfter, "5")
+                    .header(HeaderName::Server, &self.config.server_header)
                     .to_tag(&self.new_tag());
                 count_response(503);
                 self.transmits.push_back(Transmit {
@@ -422,6 +423,17 @@ impl<F: FlowPath> Frontend<F> {
             return Step::Done;
         }
 
+        if matches!(request.method(), Method::Register)
+            && !validate::request_uri_is_ours(&request, &self.config)
+        {
+            // RFC 3261 §10.3 step 1: the Request-URI names the registrar's domain.
+            let r = Response::for_request(&request, 403, "Forbidden").header(
+                HeaderName::Warning,
+                "399 herald \"this server is not the registrar of the Request-URI's domain\"",
+            );
+            self.answer(now, id, &request, r);
+            return Step::Done;
+        }
         let target_domain = validate::identity_domain(&request);
         let realm = match target_domain.as_deref() {
             Some(d) if self.config.serves(d) => self.config.realm_for(d).to_owned(),
@@ -471,24 +483,6 @@ impl<F: FlowPath> Frontend<F> {
             self.challenge(now, id, &request, &realm, false);
             return Step::Done;
         };
-        if let Decision::Refused { retry_after } =
-            self.throttle.check(now, &credentials.username, peer.ip())
-        {
-            metrics::counter!("herald_auth_failures_total", "reason" => "throttled").increment(1);
-            tracing::info!(user = %credentials.username, source = %peer.ip(),
-                "authentication throttled after repeated failures");
-            let r = Response::for_request(&request, 403, "Forbidden")
-                .header(
-                    HeaderName::RetryAfter,
-                    retry_after_secs(retry_after).to_string(),
-                )
-                .header(
-                    HeaderName::Warning,
-                    "399 herald \"too many failed attempts; try again later\"",
-                );
-            self.answer(now, id, &request, r);
-            return Step::Done;
-        }
         let Some(user) = validate::user_of(
             &credentials.username,
             target_domain.as_deref(),
@@ -507,7 +501,26 @@ impl<F: FlowPath> Frontend<F> {
             self.answer(now, id, &request, r);
             return Step::Done;
         };
-        Step::Lookup(Lookup {
+        // Throttled by the canonical user, so no spelling of the name escapes the count.
+        if let Decision::Refused { retry_after } =
+            self.throttle.check(now, &throttle_key(&user), peer.ip())
+        {
+            metrics::counter!("herald_auth_failures_total", "reason" => "throttled").increment(1);
+            tracing::info!(user = %user, source = %peer.ip(),
+                "authentication throttled after repeated failures");
+            let r = Response::for_request(&request, 403, "Forbidden")
+                .header(
+                    HeaderName::RetryAfter,
+                    retry_after_secs(retry_after).to_string(),
+                )
+                .header(
+                    HeaderName::Warning,
+                    "399 herald \"too many failed attempts; try again later\"",
+                );
+            self.answer(now, id, &request, r);
+            return Step::Done;
+        }
+        Step::Lookup(Box::new(Lookup {
             user,
             pending: Pending {
                 id,
@@ -517,7 +530,7 @@ impl<F: FlowPath> Frontend<F> {
                 credentials,
                 realm,
             },
-        })
+        }))
     }
 
     fn dispatch_authenticated(&mut self, now: Instant, pending: Pending<F>, user: &User) {
@@ -616,10 +629,10 @@ fn server_key(request: &Request) -> ServerKey {
         (host, Some(port)) => format!("{host}:{port}"),
         (host, None) => host.to_string(),
     };
-    if let Some(branch) = via.branch() {
-        if let Ok(key) = ServerKey::new(branch, &sent_by, method.clone()) {
-            return key;
-        }
+    if let Some(branch) = via.branch()
+        && let Ok(key) = ServerKey::new(branch, &sent_by, method.clone())
+    {
+        return key;
     }
     // RFC 2543 clients: match by the request's identifying fields (RFC 3261 §17.2.3).
     let uri = request.uri().to_string();
@@ -689,6 +702,14 @@ fn outcome_label(outcome: Outcome) -> &'static str {
     }
 }
 
+/// One throttle entry per account, whatever case the client spelled the name in.
+fn throttle_key(aor: &herald_directory::Aor) -> String {
+    format!("{}@{}", aor.user_key(), aor.domain().as_str())
+}
+
 fn retry_after_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
+
+#[cfg(test)]
+mod tests;

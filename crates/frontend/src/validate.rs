@@ -43,16 +43,10 @@ impl Rejection {
 }
 
 /// The first reason to refuse `request` without looking further, in RFC 3261 §8.2's order:
-/// Request-URI scheme, method, hop count, required extensions, content encoding; then the
+/// method (§8.2.1), Request-URI scheme, hop count, required extensions (§8.2.2), content
+/// encoding (§8.2.3); then the
 /// shape of a REGISTER (§10.3 steps 2–3 need a SIP To and parseable Contacts).
 pub(crate) fn check(request: &Request, _config: &FrontendConfig) -> Option<Rejection> {
-    let uri = request.uri();
-    if !matches!(uri, Uri::Sip(_) | Uri::Sips(_)) {
-        return Some(
-            Rejection::new(416, "Unsupported URI Scheme")
-                .warning(&format!("the {} scheme is not served here", uri.scheme())),
-        );
-    }
     match request.method() {
         Method::Register | Method::Options | Method::Cancel | Method::Ack => {}
         Method::Extension(_) => {
@@ -65,6 +59,17 @@ pub(crate) fn check(request: &Request, _config: &FrontendConfig) -> Option<Rejec
                 Rejection::new(405, "Method Not Allowed").with(HeaderName::Allow, ALLOWED_METHODS),
             );
         }
+    }
+    let uri = request.uri();
+    if !matches!(uri, Uri::Sip(_) | Uri::Sips(_)) {
+        return Some(
+            Rejection::new(416, "Unsupported URI Scheme")
+                .warning(&format!("the {} scheme is not served here", uri.scheme())),
+        );
+    }
+    if matches!(request.method(), Method::Cancel) {
+        // §8.2.2.3: Require is ignored in CANCEL (and ACK never reaches here).
+        return None;
     }
     // A request for a user with no hops left would have to be forwarded (§16.3 step 3);
     // REGISTER and OPTIONS to the server itself are answered here whatever the count.
@@ -82,13 +87,14 @@ pub(crate) fn check(request: &Request, _config: &FrontendConfig) -> Option<Rejec
                 .with(HeaderName::Unsupported, unsupported.join(", ")),
         );
     }
-    if let Some(enc) = request.header_str(HeaderName::ContentEncoding) {
-        if !enc.trim().eq_ignore_ascii_case("identity") && !request.body().is_empty() {
-            return Some(
-                Rejection::new(415, "Unsupported Media Type")
-                    .with(HeaderName::AcceptEncoding, "identity"),
-            );
-        }
+    if let Some(enc) = request.header_str(HeaderName::ContentEncoding)
+        && !enc.trim().eq_ignore_ascii_case("identity")
+        && !request.body().is_empty()
+    {
+        return Some(
+            Rejection::new(415, "Unsupported Media Type")
+                .with(HeaderName::AcceptEncoding, "identity"),
+        );
     }
     if matches!(request.method(), Method::Register) {
         if !matches!(request.to().uri(), Uri::Sip(_) | Uri::Sips(_)) {
@@ -104,6 +110,24 @@ pub(crate) fn check(request: &Request, _config: &FrontendConfig) -> Option<Rejec
         }
     }
     None
+}
+
+/// Whether a REGISTER's Request-URI names this registrar: one of our domains or a host inside
+/// one (`sip.example.test`), or an IP address (a client that addresses the server directly).
+pub(crate) fn request_uri_is_ours(request: &Request, config: &FrontendConfig) -> bool {
+    let Some(uri) = request.uri().sip() else {
+        return false;
+    };
+    if uri.host().ip().is_some() {
+        return true;
+    }
+    let host = uri.host_str().trim_end_matches('.').to_ascii_lowercase();
+    config.domains.iter().any(|d| {
+        host == *d
+            || host
+                .strip_suffix(d.as_str())
+                .is_some_and(|prefix| prefix.ends_with('.'))
+    })
 }
 
 /// The domain whose user the request claims to be: the To of a REGISTER (the address being

@@ -6,10 +6,8 @@
 use std::io::BufRead;
 
 use anyhow::{Context, bail};
-use herald_auth::{Algorithm, ha1};
 use herald_directory::{
-    Aor, Credential, CredentialAlgorithm, Directory, DisplayName, Domain, NewUser, SqliteDirectory,
-    User, UserQuery,
+    Aor, Credential, Directory, DisplayName, Domain, NewUser, SqliteDirectory, User, UserQuery,
 };
 
 use crate::cli::{DirectoryCommand, DomainCommand, UserCommand};
@@ -23,24 +21,14 @@ pub(crate) fn open_directory(config: &Config) -> anyhow::Result<SqliteDirectory>
     SqliteDirectory::open(&path).with_context(|| format!("cannot open {}", path.display()))
 }
 
-/// The credential rows stored for a password: one HA1 per Digest algorithm, never the password.
+/// The credential rows stored for a password, in the realm the user's domain uses.
 pub(crate) fn password_credentials(
     config: &Config,
     aor: &Aor,
     password: &str,
 ) -> anyhow::Result<Vec<Credential>> {
     let realm = config.realm_for(aor.domain().as_str());
-    let user = aor.user();
-    [
-        (CredentialAlgorithm::Sha256, Algorithm::Sha256),
-        (CredentialAlgorithm::Md5, Algorithm::Md5),
-    ]
-    .into_iter()
-    .map(|(stored, digest)| {
-        Credential::new(stored, realm, &ha1(digest, user, realm, password))
-            .context("building a credential")
-    })
-    .collect()
+    herald_frontend::password_credentials(aor, realm, password).context("building credentials")
 }
 
 /// A password a person can type: 16 characters from an unambiguous alphabet (≈ 90 bits).
@@ -84,13 +72,16 @@ pub(crate) fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> 
         }
         UserCommand::Import { file } => {
             let text = if file.as_os_str() == "-" {
-                std::io::read_to_string(std::io::stdin().lock()).context("reading standard input")?
+                std::io::read_to_string(std::io::stdin().lock())
+                    .context("reading standard input")?
             } else {
                 std::fs::read_to_string(&file)
                     .with_context(|| format!("cannot read {}", file.display()))?
             };
             let users = parse_import(config, &text)?;
-            let added = dir.add_users(&users).context("import refused; no user was added")?;
+            let added = dir
+                .add_users(&users)
+                .context("import refused; no user was added")?;
             println!("imported {added} users");
         }
         UserCommand::List { domain } => {

@@ -114,7 +114,7 @@ impl Handler for SipRuntime {
         let step = self.with_core(|core| core.handle_inbound(Instant::now(), inbound));
         match step {
             Step::Done => {}
-            Step::Lookup(lookup) => self.lookup(lookup),
+            Step::Lookup(lookup) => self.lookup(*lookup),
             Step::Close(flow) => {
                 if let Some(t) = self.transports.get() {
                     t.close(flow);

@@ -438,7 +438,7 @@ async fn serve_stream<S, H>(
         loop {
             let payload = match deframer.next_frame() {
                 Ok(None) => break,
-                Ok(Some(Frame::Message(m))) => Payload::Parsed(*m),
+                Ok(Some(Frame::Message(m))) => Payload::Parsed(m),
                 Ok(Some(Frame::Invalid { bytes, error })) => Payload::Invalid { bytes, error },
                 Ok(Some(Frame::Ping)) => {
                     // RFC 5626 §4.4.1: a double-CRLF ping is answered by a single-CRLF pong.

@@ -35,6 +35,7 @@ macro_rules! migration {
 pub(crate) const MIGRATIONS: &[Migration] = &[
     // One line per schema change; append only.
     migration!(1, "0001_domains_users_credentials"),
+    migration!(2, "0002_credentials_for_aor_usernames"),
 ];
 
 /// The schema version of `conn`'s store: 0 for a store herald never prepared.

@@ -357,3 +357,38 @@ fn listing_pages_use_the_index() {
         assert!(!plan.contains("TEMP B-TREE"), "no sort step: {plan}");
     }
 }
+
+/// A store written by a version-1 herald keeps its users and hashes across the upgrade that
+/// rebuilds the credentials table (migration 2), and takes the new algorithms afterwards.
+#[test]
+fn version_one_store_upgrades_with_its_credentials() {
+    let (_tmp, path) = temp_store();
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(migrations::MIGRATIONS[0].sql).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, \
+             applied_at INTEGER NOT NULL) STRICT;
+             INSERT INTO schema_version VALUES (1, '0001_domains_users_credentials', 0);
+             INSERT INTO domains (name, created_at) VALUES ('old.test', 0);
+             INSERT INTO users (domain, user_part, user_key, display_name, enabled, created_at, \
+             updated_at) VALUES ('old.test', 'Ann', 'ann', 'Ann', 1, 0, 0);",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO credentials (user_id, algorithm, realm, hash) VALUES (1, 'MD5', 'old.test', ?1)",
+            ["0123456789abcdef0123456789abcdef"],
+        )
+        .unwrap();
+    }
+    assert_eq!(raw_version(&path), 1);
+    let dir = SqliteDirectory::open(&path).unwrap();
+    assert_eq!(dir.schema_version().unwrap(), SqliteDirectory::SCHEMA_VERSION);
+    let aor = Aor::parse("ann@old.test").unwrap();
+    let user = dir.get_user(&aor).unwrap().unwrap();
+    assert_eq!(user.credentials.len(), 1);
+    assert_eq!(user.credentials[0].hash(), "0123456789abcdef0123456789abcdef");
+    let aor_hash = Credential::new(CredentialAlgorithm::Md5Aor, "old.test", &"a".repeat(32)).unwrap();
+    dir.set_credentials(&aor, &[user.credentials[0].clone(), aor_hash]).unwrap();
+    assert_eq!(dir.get_user(&aor).unwrap().unwrap().credentials.len(), 2);
+}
