@@ -75,6 +75,20 @@ pub enum Payload {
     },
 }
 
+impl Payload {
+    /// Parses a datagram payload now, so the runtime can do it before taking the lock around
+    /// the core; other payloads are returned as they are.
+    pub fn parse_datagram(self, limits: &herald_sip::Limits) -> Self {
+        match self {
+            Self::Datagram(bytes) => match Message::parse(bytes.clone(), limits) {
+                Ok(m) => Self::Parsed(Box::new(m)),
+                Err(error) => Self::Invalid { bytes, error },
+            },
+            other => other,
+        }
+    }
+}
+
 /// Bytes to write to a flow.
 #[derive(Debug, Clone)]
 pub struct Transmit<F> {

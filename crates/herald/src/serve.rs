@@ -46,7 +46,7 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
         Instant::now(),
     )
     .context("invalid [sip] settings")?;
-    let runtime = SipRuntime::new(frontend, directory);
+    let runtime = SipRuntime::new(frontend, limits.clone(), directory);
     let transports = listeners.start(
         TransportLimits {
             idle_timeout: config.idle_timeout(),

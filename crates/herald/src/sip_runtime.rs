@@ -17,6 +17,7 @@ use crate::transport::{Flow, Handler, Inbound, Transports};
 /// The SIP service's runtime state.
 pub(crate) struct SipRuntime {
     core: Mutex<Frontend<Flow>>,
+    limits: herald_sip::Limits,
     directory: Arc<dyn Directory>,
     transports: OnceLock<Arc<Transports>>,
     /// Wakes the timer task when an input may have moved the next deadline earlier.
@@ -24,9 +25,14 @@ pub(crate) struct SipRuntime {
 }
 
 impl SipRuntime {
-    pub(crate) fn new(core: Frontend<Flow>, directory: Arc<dyn Directory>) -> Arc<Self> {
+    pub(crate) fn new(
+        core: Frontend<Flow>,
+        limits: herald_sip::Limits,
+        directory: Arc<dyn Directory>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             core: Mutex::new(core),
+            limits,
             directory,
             transports: OnceLock::new(),
             wake: Notify::new(),
@@ -109,7 +115,8 @@ impl Handler for SipRuntime {
             flow: inbound.flow,
             transport,
             peer: inbound.peer,
-            payload: inbound.payload,
+            // Parsing needs no shared state: done before the lock is taken.
+            payload: inbound.payload.parse_datagram(&self.limits),
         };
         let step = self.with_core(|core| core.handle_inbound(Instant::now(), inbound));
         match step {
