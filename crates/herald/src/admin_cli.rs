@@ -89,7 +89,7 @@ pub(crate) fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> 
             if let Some(d) = domain {
                 query = query.in_domain(Domain::parse(&d).context("--domain")?);
             }
-            println!("{:<40} {:<8} {}", "USER", "ENABLED", "DISPLAY NAME");
+            println!("{:<40} {:<8} DISPLAY NAME", "USER", "ENABLED");
             loop {
                 let page = dir.list_users(&query).context("listing users")?;
                 let Some(last) = page.last() else { break };

@@ -59,6 +59,10 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
     tokio::spawn(runtime.clone().run_timers());
     tokio::spawn(admin::serve(admin_listener, metrics));
 
+    // Signal handlers exist before `ready` is printed, so a supervisor that stops the server
+    // right after it reports ready still gets a clean shutdown.
+    let shutdown = shutdown_signal()?;
+
     // One line per listener on stdout, stable for scripts and tests that bind port 0.
     for (proto, addrs) in [
         ("udp", &bound.udp),
@@ -83,15 +87,13 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
     }
     println!("ready");
 
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutting down");
     Ok(())
 }
 
 fn sip_limits(config: &Config) -> Limits {
-    let mut limits = Limits::default();
-    limits.max_message = config.sip.max_message_size;
-    limits
+    Limits { max_message: config.sip.max_message_size, ..Limits::default() }
 }
 
 fn frontend_config(config: &Config, limits: &Limits) -> FrontendConfig {
@@ -120,17 +122,15 @@ fn frontend_config(config: &Config, limits: &Limits) -> FrontendConfig {
     }
 }
 
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Installs the SIGINT and SIGTERM handlers now; the returned future completes on either.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
+    })
 }

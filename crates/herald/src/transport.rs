@@ -106,6 +106,8 @@ struct Connection {
 const WRITE_QUEUE: usize = 1024;
 /// How long a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection the peer half-closed stays writable for answers still in progress.
+const HALF_CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// Largest datagram we read; larger ones are truncated by the kernel and fail to parse.
 const MAX_DATAGRAM: usize = 65_535;
 
@@ -239,10 +241,10 @@ impl Transports {
     /// Closes a connection after what is queued for it has been written (a stream that lost
     /// framing, for one). Datagram flows have nothing to close.
     pub(crate) fn close(&self, flow: Flow) {
-        if let Flow::Stream { conn } = flow {
-            if let Some(c) = self.conns.lock().get(&conn) {
-                c.close.notify_one();
-            }
+        if let Flow::Stream { conn } = flow
+            && let Some(c) = self.conns.lock().get(&conn)
+        {
+            c.close.notify_one();
         }
     }
 
@@ -429,7 +431,15 @@ async fn serve_stream<S, H>(
                     tracing::debug!(conn, %peer, error = %e, "read failed");
                     break;
                 }
-                Ok(Ok(0)) => break,
+                Ok(Ok(0)) => {
+                    // The peer half-closed: answers to what it sent may still be on their way
+                    // (a directory lookup), so keep the write side open for a moment.
+                    tokio::select! {
+                        () = tokio::time::sleep(HALF_CLOSE_LINGER) => {}
+                        () = close.notified() => {}
+                    }
+                    break;
+                }
                 Ok(Ok(n)) => n,
             },
             () = close.notified() => break,
@@ -469,12 +479,10 @@ async fn serve_stream<S, H>(
     handler.on_flow_closed(flow);
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(
+async fn write_loop<W: AsyncRead + AsyncWrite + Unpin>(
     mut writer: tokio::io::WriteHalf<W>,
     mut rx: mpsc::Receiver<Bytes>,
-) where
-    W: AsyncRead,
-{
+) {
     while let Some(bytes) = rx.recv().await {
         if writer.write_all(&bytes).await.is_err() {
             break;

@@ -1,0 +1,20 @@
+//! What every black-box test module uses: the server process, a SIP client, an HTTP GET.
+
+pub(crate) mod http;
+pub(crate) mod server;
+pub(crate) mod sip;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+pub(crate) use server::{Server, Setup, shared};
+pub(crate) use sip::{Account, Req, SipClient, Ua, assert_status, register_with_digest, show};
+
+/// A loopback source address no other test of this run uses (127.0.N.M): the server keys
+/// throttling and connection limits by source address, so each test that cares gets its own.
+pub(crate) fn fresh_loopback() -> IpAddr {
+    static NEXT: AtomicU8 = AtomicU8::new(10);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    assert!(n < 250, "ran out of loopback addresses");
+    IpAddr::V4(Ipv4Addr::new(127, 0, 7, n))
+}
