@@ -34,6 +34,77 @@ pub(crate) enum Command {
     /// Maintain the directory store itself.
     #[command(subcommand)]
     Directory(DirectoryCommand),
+    /// The DNS records of the deployment, for admins who host DNS elsewhere.
+    #[command(subcommand)]
+    Dns(DnsCommand),
+    /// Certificates for the deployment.
+    #[command(subcommand)]
+    Cert(CertCommand),
+    /// Walk a Lync client's server lookup for USER@DOMAIN and print every step: the tool to run
+    /// when a client cannot sign in. Needs no config file.
+    Discover(DiscoverArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DnsCommand {
+    /// Print the records herald serves.
+    Records {
+        /// Only one view (both by default).
+        #[arg(long, value_enum)]
+        view: Option<ViewArg>,
+        /// A table, or RFC 1035 zone files.
+        #[arg(long, value_enum, default_value = "table")]
+        format: RecordFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum ViewArg {
+    Internal,
+    External,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum RecordFormat {
+    Table,
+    Zone,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CertCommand {
+    /// Print the subject and subject alternative names a CA-issued certificate must carry.
+    Request {
+        /// The pool (or member) FQDN; the first pool by default.
+        #[arg(long)]
+        pool: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DiscoverArgs {
+    /// The sign-in address, `alice@example.test`.
+    pub(crate) user: String,
+    /// The DNS server to ask (`ADDR` or `ADDR:PORT`); the system's resolvers by default.
+    #[arg(long)]
+    pub(crate) dns: Option<String>,
+    /// Follow a mobile client's rules: autodiscover only.
+    #[arg(long)]
+    pub(crate) mobile: bool,
+    /// Print JSON: `{"steps": [...], "result": {...}}`.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// A PEM file of certificates to trust (and pin) for HTTPS autodiscover.
+    #[arg(long)]
+    pub(crate) ca: Option<PathBuf>,
+    /// Port of plain-HTTP autodiscover.
+    #[arg(long, default_value_t = 80)]
+    pub(crate) http_port: u16,
+    /// Port of HTTPS autodiscover.
+    #[arg(long, default_value_t = 443)]
+    pub(crate) https_port: u16,
+    /// Seconds allowed for each step.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) timeout: u64,
 }
 
 #[derive(Debug, Args)]

@@ -19,6 +19,12 @@ pub(crate) struct Config {
     #[serde(default = "default_data_dir")]
     pub(crate) data_dir: PathBuf,
     pub(crate) sip: SipConfig,
+    /// The deployment as clients see it through DNS and autodiscover; every key is optional
+    /// and a missing table is a single box at this server's own addresses.
+    #[serde(default)]
+    pub(crate) topology: herald_discovery::TopologyConfig,
+    #[serde(default)]
+    pub(crate) dns: DnsConfig,
     #[serde(default)]
     pub(crate) http: HttpConfig,
     #[serde(default)]
@@ -84,6 +90,15 @@ pub(crate) struct SipConfig {
     pub(crate) auth_failures_before_backoff: u32,
 }
 
+/// The authoritative DNS service for the SIP domains (split view by client address).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DnsConfig {
+    /// UDP and TCP listen addresses; port 53 needs root or CAP_NET_BIND_SERVICE.
+    #[serde(default = "default_dns_listen")]
+    pub(crate) listen: Vec<SocketAddr>,
+}
+
 /// HTTP listeners.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -91,6 +106,12 @@ pub(crate) struct HttpConfig {
     /// Admin API and Prometheus `/metrics`. Keep it on loopback or a management network.
     #[serde(default = "default_admin")]
     pub(crate) admin: SocketAddr,
+    /// Web services over plain HTTP: the Lync autodiscover service (lyncdiscover...).
+    #[serde(default = "default_web")]
+    pub(crate) web: Vec<SocketAddr>,
+    /// Web services over HTTPS, with the SIP listener's certificate.
+    #[serde(default = "default_web_tls")]
+    pub(crate) web_tls: Vec<SocketAddr>,
 }
 
 /// Logging.
@@ -222,9 +243,13 @@ pub(crate) fn normalize_domain(name: &str) -> anyhow::Result<String> {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self {
-            admin: default_admin(),
-        }
+        Self { admin: default_admin(), web: default_web(), web_tls: default_web_tls() }
+    }
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self { listen: default_dns_listen() }
     }
 }
 
@@ -250,6 +275,15 @@ fn default_tcp() -> Vec<SocketAddr> {
 }
 fn default_tls() -> Vec<SocketAddr> {
     addrs(&["0.0.0.0:5061", "[::]:5061"])
+}
+fn default_dns_listen() -> Vec<SocketAddr> {
+    addrs(&["0.0.0.0:8053", "[::]:8053"])
+}
+fn default_web() -> Vec<SocketAddr> {
+    addrs(&["0.0.0.0:8080", "[::]:8080"])
+}
+fn default_web_tls() -> Vec<SocketAddr> {
+    addrs(&["0.0.0.0:8443", "[::]:8443"])
 }
 fn default_admin() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9060))

@@ -5,6 +5,8 @@ mod admin;
 mod admin_cli;
 mod cli;
 mod config;
+mod discovery_cli;
+mod discovery_runtime;
 mod serve;
 mod sip_runtime;
 mod tls;
@@ -29,6 +31,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Discover(args) = &cli.command {
+        return discovery_cli::discover(args);
+    }
     let config = Config::load(&cli.config)?;
     match cli.command {
         Command::Serve(args) => {
@@ -42,6 +47,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(c) => admin_cli::user(&config, c),
         Command::Domain(c) => admin_cli::domain(&config, c),
         Command::Directory(c) => admin_cli::directory(&config, c),
+        Command::Dns(c) => discovery_cli::dns(&config, c),
+        Command::Cert(c) => discovery_cli::cert(&config, c),
+        Command::Discover(_) => Ok(()),
     }
 }
 

@@ -15,6 +15,7 @@ use crate::admin;
 use crate::admin_cli::{open_directory, seed};
 use crate::cli::ServeArgs;
 use crate::config::Config;
+use crate::discovery_runtime::{self, DiscoveryListeners, ListenerFacts};
 use crate::sip_runtime::SipRuntime;
 use crate::tls;
 use crate::transport::{Listeners, TransportLimits};
@@ -24,20 +25,27 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
     let directory: Arc<dyn Directory> = Arc::new(open_directory(&config)?);
     let demo_users = seed(&config, directory.as_ref(), args.demo)?;
 
-    let tls_acceptor = if config.sip.tls.is_empty() {
-        None
-    } else {
-        Some(TlsAcceptor::from(tls::server_config(&config)?))
-    };
-    let (listeners, bound) = Listeners::bind(
-        &config.sip.udp,
-        &config.sip.tcp,
-        &config.sip.tls,
-        tls_acceptor,
-    )
-    .await?;
+    let (listeners, bound) =
+        Listeners::bind(&config.sip.udp, &config.sip.tcp, &config.sip.tls).await?;
+    let (discovery, discovery_addrs) = DiscoveryListeners::bind(&config).await?;
     let admin_listener = admin::bind(config.http.admin).await?;
     let admin_addr = admin_listener.local_addr()?;
+
+    // The topology is built from what was really bound, so DNS and autodiscover hand out the
+    // ports clients can reach (and tests can bind port 0).
+    let facts = ListenerFacts {
+        sip: bound.udp.iter().chain(&bound.tcp).chain(&bound.tls).copied().collect(),
+        sip_tls_port: bound.tls.first().map(|a| a.port()),
+        sip_tcp_port: bound.tcp.first().map(|a| a.port()),
+        web_http_port: discovery_addrs.web.first().map(|a| a.port()),
+        web_https_port: discovery_addrs.web_tls.first().map(|a| a.port()),
+    };
+    let topology = Arc::new(discovery_runtime::topology(&config, &facts)?);
+    let tls_acceptor = if bound.tls.is_empty() && discovery_addrs.web_tls.is_empty() {
+        None
+    } else {
+        Some(TlsAcceptor::from(tls::server_config(&config, &topology)?))
+    };
 
     let limits = sip_limits(&config);
     let frontend = Frontend::new(
@@ -53,11 +61,13 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
             max_connections_per_ip: config.sip.max_connections_per_ip,
             sip: limits,
         },
+        tls_acceptor.clone(),
         runtime.clone(),
-    );
+    )?;
     runtime.attach(transports);
     tokio::spawn(runtime.clone().run_timers());
     tokio::spawn(admin::serve(admin_listener, metrics));
+    discovery.start(topology, tls_acceptor);
 
     // Signal handlers exist before `ready` is printed, so a supervisor that stops the server
     // right after it reports ready still gets a clean shutdown.
@@ -72,6 +82,16 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
         for addr in addrs {
             println!("listening sip+{proto} {addr}");
             tracing::info!(%addr, "SIP over {} ready", proto.to_uppercase());
+        }
+    }
+    for (what, addrs) in [
+        ("dns", &discovery_addrs.dns),
+        ("http", &discovery_addrs.web),
+        ("https", &discovery_addrs.web_tls),
+    ] {
+        for addr in addrs {
+            println!("listening {what} {addr}");
+            tracing::info!(%addr, "{what} ready");
         }
     }
     println!("listening admin {admin_addr}");

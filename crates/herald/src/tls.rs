@@ -12,6 +12,9 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use herald_discovery::Topology;
+use herald_discovery::certificate::CertificateNames;
+
 use crate::config::Config;
 
 /// Where a generated certificate and key live inside the data folder.
@@ -20,36 +23,32 @@ pub(crate) fn generated_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("cert.pem"), dir.join("key.pem"))
 }
 
-/// The host names a certificate for this server must cover: the Lync DNS names of every domain
-/// plus the configured extra names.
-pub(crate) fn subject_names(config: &Config) -> Vec<String> {
-    let mut names = Vec::new();
-    for domain in config.domains() {
-        names.push(domain.to_owned());
-        for prefix in [
-            "sip",
-            "sipinternal",
-            "sipexternal",
-            "lyncdiscover",
-            "lyncdiscoverinternal",
-        ] {
-            names.push(format!("{prefix}.{domain}"));
+/// The host names a certificate for this server must cover: every name DNS and autodiscover
+/// hand to clients (from the topology), the configured extra names, and `localhost`.
+pub(crate) fn subject_names(config: &Config, topology: &Topology) -> (String, Vec<String>) {
+    let (subject, mut names) = match CertificateNames::for_pool(topology, None) {
+        Some(n) => (n.subject.to_string(), n.dns_names()),
+        None => (format!("sip.{}", config.sip.domain), Vec::new()),
+    };
+    for extra in config.sip.names.iter().map(String::as_str).chain(["localhost"]) {
+        if !names.iter().any(|n| n == extra) {
+            names.push(extra.to_owned());
         }
     }
-    names.extend(config.sip.names.iter().cloned());
-    names.push("localhost".to_owned());
-    names.dedup();
-    names
+    (subject, names)
 }
 
 /// Builds the rustls server configuration, generating a certificate first where none exists.
-pub(crate) fn server_config(config: &Config) -> anyhow::Result<Arc<ServerConfig>> {
+///
+/// A generated certificate is kept across restarts; delete it from the data folder to have
+/// one made for a changed topology.
+pub(crate) fn server_config(config: &Config, topology: &Topology) -> anyhow::Result<Arc<ServerConfig>> {
     let (cert_path, key_path) = match (&config.sip.tls_cert, &config.sip.tls_key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
         _ => {
             let (c, k) = generated_paths(&config.data_dir);
             if !c.exists() || !k.exists() {
-                generate(config, &c, &k)?;
+                generate(&subject_names(config, topology), &c, &k)?;
             }
             (c, k)
         }
@@ -73,14 +72,14 @@ pub(crate) fn server_config(config: &Config) -> anyhow::Result<Arc<ServerConfig>
     Ok(Arc::new(server))
 }
 
-fn generate(config: &Config, cert_path: &Path, key_path: &Path) -> anyhow::Result<()> {
-    let names = subject_names(config);
+fn generate(
+    (subject, names): &(String, Vec<String>),
+    cert_path: &Path,
+    key_path: &Path,
+) -> anyhow::Result<()> {
     let mut params =
         rcgen::CertificateParams::new(names.clone()).context("certificate subject names")?;
-    params.distinguished_name.push(
-        rcgen::DnType::CommonName,
-        format!("sip.{}", config.sip.domain),
-    );
+    params.distinguished_name.push(rcgen::DnType::CommonName, subject.as_str());
     params
         .subject_alt_names
         .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));

@@ -123,7 +123,7 @@ pub(crate) struct BoundAddrs {
 pub(crate) struct Listeners {
     udp: Vec<UdpSocket>,
     tcp: Vec<TcpListener>,
-    tls: Vec<(TcpListener, TlsAcceptor)>,
+    tls: Vec<TcpListener>,
 }
 
 impl Listeners {
@@ -132,7 +132,6 @@ impl Listeners {
         udp: &[SocketAddr],
         tcp: &[SocketAddr],
         tls: &[SocketAddr],
-        tls_acceptor: Option<TlsAcceptor>,
     ) -> anyhow::Result<(Self, BoundAddrs)> {
         let mut me = Self {
             udp: Vec::new(),
@@ -141,23 +140,17 @@ impl Listeners {
         };
         let mut bound = BoundAddrs::default();
         for addr in udp {
-            if let Some(sock) = skip_missing_ipv6(*addr, bind_udp(*addr))? {
+            if let Some(sock) = bind_udp_socket(*addr)? {
                 bound.udp.push(sock.local_addr()?);
                 me.udp.push(sock);
             }
         }
-        for addr in tcp {
-            if let Some(l) = skip_missing_ipv6(*addr, bind_tcp(*addr))? {
-                bound.tcp.push(l.local_addr()?);
-                me.tcp.push(l);
-            }
-        }
-        if !tls.is_empty() {
-            let acceptor = tls_acceptor.context("TLS listeners need a certificate")?;
-            for addr in tls {
-                if let Some(l) = skip_missing_ipv6(*addr, bind_tcp(*addr))? {
-                    bound.tls.push(l.local_addr()?);
-                    me.tls.push((l, acceptor.clone()));
+        for (list, out, addrs) in [(tcp, &mut me.tcp, &mut bound.tcp), (tls, &mut me.tls, &mut bound.tls)]
+        {
+            for addr in list {
+                if let Some(l) = bind_tcp_listener(*addr)? {
+                    addrs.push(l.local_addr()?);
+                    out.push(l);
                 }
             }
         }
@@ -168,8 +161,12 @@ impl Listeners {
     pub(crate) fn start<H: Handler>(
         self,
         limits: TransportLimits,
+        tls: Option<TlsAcceptor>,
         handler: Arc<H>,
-    ) -> Arc<Transports> {
+    ) -> anyhow::Result<Arc<Transports>> {
+        if !self.tls.is_empty() && tls.is_none() {
+            anyhow::bail!("TLS listeners need a certificate");
+        }
         let udp: Vec<Arc<UdpSocket>> = self.udp.into_iter().map(Arc::new).collect();
         let transports = Arc::new(Transports {
             udp: udp.clone(),
@@ -191,15 +188,15 @@ impl Listeners {
                 handler.clone(),
             ));
         }
-        for (listener, acceptor) in self.tls {
+        for listener in self.tls {
             tokio::spawn(accept_loop(
                 listener,
-                Some(acceptor),
+                tls.clone(),
                 transports.clone(),
                 handler.clone(),
             ));
         }
-        transports
+        Ok(transports)
     }
 }
 
@@ -267,6 +264,16 @@ impl Transports {
             }
         }
     }
+}
+
+/// Binds a UDP socket; `None` for an IPv6 wildcard on a host without IPv6.
+pub(crate) fn bind_udp_socket(addr: SocketAddr) -> anyhow::Result<Option<UdpSocket>> {
+    skip_missing_ipv6(addr, bind_udp(addr))
+}
+
+/// Binds a TCP listener; `None` for an IPv6 wildcard on a host without IPv6.
+pub(crate) fn bind_tcp_listener(addr: SocketAddr) -> anyhow::Result<Option<TcpListener>> {
+    skip_missing_ipv6(addr, bind_tcp(addr))
 }
 
 fn skip_missing_ipv6<T>(addr: SocketAddr, result: std::io::Result<T>) -> anyhow::Result<Option<T>> {

@@ -1,0 +1,200 @@
+//! How clients find this server: the topology built from the config and the bound listeners,
+//! the authoritative DNS listeners, and the autodiscover web listeners (HTTP and HTTPS).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use anyhow::Context;
+use herald_discovery::autodiscover::{Autodiscover, Scheme, router};
+use herald_discovery::{LocalServer, Topology, ZoneSet, serve_dns};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::Config;
+
+/// The ports and addresses this server's listeners have, as the topology needs them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ListenerFacts {
+    pub(crate) sip: Vec<SocketAddr>,
+    pub(crate) sip_tls_port: Option<u16>,
+    pub(crate) sip_tcp_port: Option<u16>,
+    pub(crate) web_http_port: Option<u16>,
+    pub(crate) web_https_port: Option<u16>,
+}
+
+impl ListenerFacts {
+    /// The facts as configured, for commands that build the topology without binding
+    /// (`herald dns records`, `herald cert request`).
+    pub(crate) fn configured(config: &Config) -> Self {
+        Self {
+            sip: [&config.sip.udp, &config.sip.tcp, &config.sip.tls]
+                .into_iter()
+                .flatten()
+                .copied()
+                .collect(),
+            sip_tls_port: config.sip.tls.first().map(SocketAddr::port),
+            sip_tcp_port: config.sip.tcp.first().map(SocketAddr::port),
+            web_http_port: config.http.web.first().map(SocketAddr::port),
+            web_https_port: config.http.web_tls.first().map(SocketAddr::port),
+        }
+    }
+}
+
+/// The deployment clients are told about. A config without `[topology]` is a single box at
+/// this server's own addresses: the SIP listeners' addresses, or for wildcard listeners the
+/// host's interface addresses.
+pub(crate) fn topology(config: &Config, facts: &ListenerFacts) -> anyhow::Result<Topology> {
+    let local = LocalServer {
+        domains: config.domains().map(str::to_owned).collect(),
+        addresses: own_addresses(&facts.sip),
+        sip_tls_port: facts.sip_tls_port,
+        sip_tcp_port: facts.sip_tcp_port,
+        web_http_port: facts.web_http_port,
+        web_https_port: facts.web_https_port,
+    };
+    Topology::from_config(&config.topology, &local).context("invalid [topology]")
+}
+
+/// The addresses other machines reach this server at.
+fn own_addresses(listeners: &[SocketAddr]) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = Vec::new();
+    let mut wildcard = false;
+    for addr in listeners {
+        if addr.ip().is_unspecified() {
+            wildcard = true;
+        } else if !out.contains(&addr.ip()) {
+            out.push(addr.ip());
+        }
+    }
+    if wildcard {
+        let interfaces = if_addrs::get_if_addrs().unwrap_or_default();
+        let usable = |ip: &IpAddr| match ip {
+            IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local(),
+            IpAddr::V6(v6) => !v6.is_loopback() && !v6.is_unicast_link_local(),
+        };
+        for ip in interfaces.iter().map(if_addrs::Interface::ip).filter(usable) {
+            if !out.contains(&ip) {
+                out.push(ip);
+            }
+        }
+    }
+    if out.is_empty() {
+        // A machine with only loopback still answers its own clients.
+        out.push(IpAddr::from([127, 0, 0, 1]));
+    }
+    out
+}
+
+/// DNS and web listeners bound but not yet serving.
+pub(crate) struct DiscoveryListeners {
+    dns_udp: Vec<UdpSocket>,
+    dns_tcp: Vec<TcpListener>,
+    web: Vec<TcpListener>,
+    web_tls: Vec<TcpListener>,
+}
+
+/// What the discovery listeners bound, for the log.
+#[derive(Debug, Default)]
+pub(crate) struct DiscoveryAddrs {
+    pub(crate) dns: Vec<SocketAddr>,
+    pub(crate) web: Vec<SocketAddr>,
+    pub(crate) web_tls: Vec<SocketAddr>,
+}
+
+impl DiscoveryListeners {
+    /// Binds `[dns] listen` (UDP and TCP on the same port) and `[http] web` / `web_tls`.
+    pub(crate) async fn bind(config: &Config) -> anyhow::Result<(Self, DiscoveryAddrs)> {
+        let mut me =
+            Self { dns_udp: Vec::new(), dns_tcp: Vec::new(), web: Vec::new(), web_tls: Vec::new() };
+        let mut addrs = DiscoveryAddrs::default();
+        for addr in &config.dns.listen {
+            let Some(udp) = crate::transport::bind_udp_socket(*addr)? else { continue };
+            let bound = udp.local_addr()?;
+            // TCP on the port UDP got, so port 0 gives one port for both.
+            let tcp = crate::transport::bind_tcp_listener(bound)?
+                .with_context(|| format!("cannot listen on {bound} (TCP)"))?;
+            addrs.dns.push(bound);
+            me.dns_udp.push(udp);
+            me.dns_tcp.push(tcp);
+        }
+        for (list, out, bound) in [
+            (&config.http.web, &mut me.web, &mut addrs.web),
+            (&config.http.web_tls, &mut me.web_tls, &mut addrs.web_tls),
+        ] {
+            for addr in list {
+                if let Some(l) = crate::transport::bind_tcp_listener(*addr)? {
+                    bound.push(l.local_addr()?);
+                    out.push(l);
+                }
+            }
+        }
+        Ok((me, addrs))
+    }
+
+    /// Starts serving DNS from `topology` and autodiscover on the web listeners.
+    pub(crate) fn start(self, topology: Arc<Topology>, tls: Option<TlsAcceptor>) {
+        let zones = Arc::new(ZoneSet::new(&topology));
+        if !self.dns_udp.is_empty() {
+            tokio::spawn(serve_dns(zones, self.dns_udp, self.dns_tcp));
+        }
+        let service = Arc::new(Autodiscover::new(topology));
+        for listener in self.web {
+            let app = router(service.clone(), Scheme::Http)
+                .into_make_service_with_connect_info::<SocketAddr>();
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "web listener failed");
+                }
+            });
+        }
+        match tls {
+            Some(acceptor) => {
+                for listener in self.web_tls {
+                    let app = router(service.clone(), Scheme::Https);
+                    tokio::spawn(serve_https(listener, acceptor.clone(), app));
+                }
+            }
+            None if !self.web_tls.is_empty() => {
+                tracing::warn!("[http] web_tls has listeners but no certificate; not serving them");
+            }
+            None => {}
+        }
+    }
+}
+
+/// HTTPS: a TLS accept loop feeding hyper, with the client's address put where the
+/// autodiscover router reads it (it decides the internal or external answer).
+async fn serve_https(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Router) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "HTTPS accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let handshake =
+                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream));
+            let tls = match handshake.await {
+                Ok(Ok(s)) => s,
+                _ => return,
+            };
+            let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                let app = app.clone();
+                async move {
+                    use tower::ServiceExt;
+                    app.oneshot(request.map(axum::body::Body::new)).await
+                }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
+        });
+    }
+}
