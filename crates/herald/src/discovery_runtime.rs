@@ -180,10 +180,7 @@ async fn serve_https(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Ro
         tokio::spawn(async move {
             let handshake =
                 tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream));
-            let tls = match handshake.await {
-                Ok(Ok(s)) => s,
-                _ => return,
-            };
+            let Ok(Ok(tls)) = handshake.await else { return };
             let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
                 request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
                 let app = app.clone();
