@@ -86,6 +86,23 @@ pub trait Directory: Send + Sync {
 
     /// How many users exist in all domains, for metrics and the control panel.
     fn user_count(&self) -> Result<u64, Error>;
+
+    /// A token that differs whenever anything in the store changed since it was last taken,
+    /// by this handle or another process (an admin command beside a running server). Caches
+    /// of directory data compare tokens instead of expiring on a timer, so a disabled user is
+    /// refused as soon as the cache next checks, and an unchanged store is never re-read.
+    fn change_token(&self) -> Result<ChangeToken, Error>;
+}
+
+/// See [`Directory::change_token`]: equal tokens mean no change in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeToken(u64, u64);
+
+impl ChangeToken {
+    /// A token from a backend's two counters (another writer's and its own).
+    pub fn new(shared: u64, local: u64) -> Self {
+        Self(shared, local)
+    }
 }
 
 /// Refuses credential sets that would violate the one-hash-per-(algorithm, realm) rule, before

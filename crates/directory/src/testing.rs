@@ -76,6 +76,7 @@ macro_rules! __directory_checks {
             users_are_listed_in_order_and_paged,
             user_count_follows_adds_and_removes,
             bulk_add_is_all_or_nothing,
+            change_token_follows_writes,
         }
     };
 }
@@ -234,6 +235,26 @@ pub fn duplicate_user_is_refused(dir: &dyn Directory) {
     let got = dir.get_user(&first.aor).expect("get").expect("exists");
     assert_eq!(got.display_name.as_str(), "First");
     assert_eq!(got.aor.user(), "dave");
+    cleanup(dir, &d);
+}
+
+/// Every write changes the token; reads do not.
+pub fn change_token_follows_writes(dir: &dyn Directory) {
+    let d = domain("token.conformance.test");
+    let before = dir.change_token().expect("token");
+    assert_eq!(before, dir.change_token().expect("token"), "a read changes nothing");
+    dir.add_domain(&d).expect("add domain");
+    let after_domain = dir.change_token().expect("token");
+    assert_ne!(before, after_domain);
+    let u = aor("tok@token.conformance.test");
+    dir.add_user(&NewUser::new(u.clone())).expect("add user");
+    let after_user = dir.change_token().expect("token");
+    assert_ne!(after_domain, after_user);
+    dir.get_user(&u).expect("get");
+    assert_eq!(after_user, dir.change_token().expect("token"));
+    dir.set_enabled(&u, false).expect("disable");
+    assert_ne!(after_user, dir.change_token().expect("token"));
+    dir.remove_user(&u).expect("remove");
     cleanup(dir, &d);
 }
 

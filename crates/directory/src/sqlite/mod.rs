@@ -25,7 +25,7 @@ use rusqlite::{
 };
 
 use crate::{
-    Aor, Credential, CredentialAlgorithm, Directory, DisplayName, Domain, EntityKind, Error,
+    Aor, ChangeToken, Credential, CredentialAlgorithm, Directory, DisplayName, Domain, EntityKind, Error,
     NewUser, User, UserQuery, credential_order, normalized_credentials,
 };
 use migrations::{MIGRATIONS, latest_version, migrate, read_version};
@@ -34,6 +34,9 @@ use migrations::{MIGRATIONS, latest_version, migrate, read_version};
 #[derive(Debug)]
 pub struct SqliteDirectory {
     conn: Mutex<Connection>,
+    /// Writes made through this handle: SQLite's `data_version` only counts other
+    /// connections' commits, and [`Directory::change_token`] must see both.
+    local_writes: std::sync::atomic::AtomicU64,
 }
 
 /// How [`SqliteDirectory::open_with`] treats a store whose schema is older than the binary.
@@ -143,6 +146,7 @@ impl SqliteDirectory {
         migrate(&mut conn, MIGRATIONS)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            local_writes: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -165,6 +169,7 @@ impl SqliteDirectory {
             .ctx(what)?;
         let out = f(&tx)?;
         tx.commit().ctx(what)?;
+        self.note_local_write();
         Ok(out)
     }
 
@@ -194,6 +199,7 @@ impl Directory for SqliteDirectory {
             )
             .and_then(|mut s| s.execute(params![domain.as_str(), now_ms()]))
             .ctx("adding a domain")?;
+        self.note_local_write();
         if inserted == 0 {
             return Err(Error::AlreadyExists {
                 kind: EntityKind::Domain,
@@ -369,9 +375,22 @@ impl Directory for SqliteDirectory {
             .ctx("counting users")?;
         Ok(count.unsigned_abs())
     }
+
+    fn change_token(&self) -> Result<ChangeToken, Error> {
+        let version: i64 = self
+            .lock()
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .ctx("reading the data version")?;
+        let local = self.local_writes.load(std::sync::atomic::Ordering::Acquire);
+        Ok(ChangeToken::new(version.unsigned_abs(), local))
+    }
 }
 
 impl SqliteDirectory {
+    fn note_local_write(&self) {
+        self.local_writes.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
     /// Sets one column of a user and its `updated_at` in a single statement (atomic without an
     /// explicit transaction). `column` is always a literal from this file, never input.
     fn update_user(
@@ -390,6 +409,7 @@ impl SqliteDirectory {
                 params![aor.domain().as_str(), aor.user_key(), value, now_ms()],
             )
             .ctx("updating a user")?;
+        self.note_local_write();
         if updated == 0 {
             return Err(not_found_user(aor));
         }

@@ -392,3 +392,15 @@ fn version_one_store_upgrades_with_its_credentials() {
     dir.set_credentials(&aor, &[user.credentials[0].clone(), aor_hash]).unwrap();
     assert_eq!(dir.get_user(&aor).unwrap().unwrap().credentials.len(), 2);
 }
+
+/// A write through another handle (another process in production) changes this handle's
+/// token, which is what lets a server's cache see an admin command's change.
+#[test]
+fn change_token_sees_other_handles_writes() {
+    let (_tmp, path) = temp_store();
+    let server = SqliteDirectory::open(&path).unwrap();
+    let admin = SqliteDirectory::open(&path).unwrap();
+    let before = server.change_token().unwrap();
+    admin.add_domain(&Domain::parse("other.test").unwrap()).unwrap();
+    assert_ne!(before, server.change_token().unwrap());
+}
