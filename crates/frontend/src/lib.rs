@@ -35,7 +35,7 @@ use herald_sip::{
 };
 use herald_transaction::{
     Error as TransactionError, LegacyKeyParts, MethodKind, ServerId, ServerKey, ServerVerdict,
-    TransactionLayer,
+    TransactionId, TransactionLayer,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -182,12 +182,24 @@ impl<F: FlowPath> Frontend<F> {
             Payload::Datagram(bytes) => match Message::parse(bytes.clone(), &self.config.limits) {
                 Ok(m) => m,
                 Err(error) => {
-                    return self.reject_unparsed(&inbound.flow, inbound.transport, &bytes, &error);
+                    return self.reject_unparsed(
+                        &inbound.flow,
+                        inbound.transport,
+                        inbound.peer,
+                        &bytes,
+                        &error,
+                    );
                 }
             },
             Payload::Parsed(m) => *m,
             Payload::Invalid { bytes, error } => {
-                return self.reject_unparsed(&inbound.flow, inbound.transport, &bytes, &error);
+                return self.reject_unparsed(
+                    &inbound.flow,
+                    inbound.transport,
+                    inbound.peer,
+                    &bytes,
+                    &error,
+                );
             }
         };
         match message {
@@ -253,7 +265,16 @@ impl<F: FlowPath> Frontend<F> {
                 self.dispatch_authenticated(now, pending, &user);
             }
             Outcome::Stale => {
-                self.challenge(now, pending.id, &pending.request, &pending.realm, true);
+                let destination =
+                    flow::response_destination(&pending.flow, &pending.request, pending.peer);
+                self.challenge(
+                    now,
+                    pending.id,
+                    &pending.request,
+                    destination,
+                    &pending.realm,
+                    true,
+                );
             }
             other => {
                 metrics::counter!("herald_auth_failures_total", "reason" => outcome_label(other))
@@ -275,7 +296,19 @@ impl<F: FlowPath> Frontend<F> {
                     }
                     _ => {
                         // Replay or a nonce we did not issue: a fresh challenge.
-                        self.challenge(now, pending.id, &pending.request, &pending.realm, false);
+                        let destination = flow::response_destination(
+                            &pending.flow,
+                            &pending.request,
+                            pending.peer,
+                        );
+                        self.challenge(
+                            now,
+                            pending.id,
+                            &pending.request,
+                            destination,
+                            &pending.realm,
+                            false,
+                        );
                     }
                 }
             }
@@ -347,14 +380,17 @@ impl<F: FlowPath> Frontend<F> {
         &mut self,
         flow: &F,
         transport: Transport,
+        peer: SocketAddr,
         bytes: &Bytes,
         error: &ParseError,
     ) -> Step<F> {
         metrics::counter!("herald_sip_parse_errors_total").increment(1);
         match error.disposition(bytes, transport) {
-            Disposition::Reply(rejection) => {
+            Disposition::Reply(mut rejection) => {
                 tracing::debug!(%error, status = rejection.status(), "answering an unparseable request");
                 count_response(rejection.status());
+                rejection.stamp_source(peer);
+                let rejection = rejection.header(HeaderName::Server, &self.config.server_header);
                 let tag = self.new_tag();
                 self.transmits.push_back(Transmit {
                     flow: flow.clone(),
@@ -494,7 +530,7 @@ impl<F: FlowPath> Frontend<F> {
             }
         }
         let Some(credentials) = digest else {
-            self.challenge(now, id, &request, &realm, false);
+            self.challenge(now, id, &request, destination, &realm, false);
             return Step::Done;
         };
         let Some(user) = validate::user_of(
@@ -586,6 +622,7 @@ impl<F: FlowPath> Frontend<F> {
         now: Instant,
         id: ServerId,
         request: &Request,
+        destination: F,
         realm: &str,
         stale: bool,
     ) {
@@ -605,7 +642,16 @@ impl<F: FlowPath> Frontend<F> {
         for value in &challenge.values {
             r = r.header(name.clone(), value);
         }
-        self.answer(now, id, request, r);
+        // Challenges go out statelessly (RFC 3261 §26.3.2.4): a retransmitted request just
+        // gets a fresh challenge, and no transaction holds memory for the 64*T1 of Timer J for
+        // every client that has not authenticated yet.
+        self.transactions.abort(TransactionId::Server(id));
+        while self.transactions.poll_event().is_some() {}
+        let (_, bytes) = self.finish(request, r);
+        self.transmits.push_back(Transmit {
+            flow: destination,
+            bytes,
+        });
     }
 
     /// Sends a final response through the request's server transaction, adding the To tag and
@@ -617,18 +663,21 @@ impl<F: FlowPath> Frontend<F> {
         request: &Request,
         response: herald_sip::ResponseBuilder,
     ) {
+        let (status, bytes) = self.finish(request, response);
+        if let Err(e) = self.transactions.send_response(now, id, status, bytes) {
+            tracing::debug!(error = %e, status, "response not sent by the transaction layer");
+        }
+    }
+
+    /// Adds what every response of ours carries (Server, a To tag) and counts it.
+    fn finish(&mut self, request: &Request, response: herald_sip::ResponseBuilder) -> (u16, Bytes) {
         let mut response = response.header(HeaderName::Server, &self.config.server_header);
         if request.to().tag().is_none() {
             response = response.to_tag(&self.new_tag());
         }
         let status = response.status();
         count_response(status);
-        if let Err(e) = self
-            .transactions
-            .send_response(now, id, status, response.to_bytes())
-        {
-            tracing::debug!(error = %e, status, "response not sent by the transaction layer");
-        }
+        (status, response.to_bytes())
     }
 
     fn new_tag(&mut self) -> String {

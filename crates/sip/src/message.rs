@@ -151,16 +151,10 @@ impl Request {
     /// client asked for rport (RFC 3581 §4). Does nothing when neither applies.
     pub fn stamp_via_source(&mut self, source: SocketAddr) {
         let mut via = self.top_via().clone();
-        if via.rport() == Some(None) {
-            via.set_rport(source.port());
-            via.set_received(source.ip());
-        } else if via.sent_by().0.ip() != Some(source.ip()) {
-            via.set_received(source.ip());
-        } else {
-            return;
+        if via.stamp_source(source) {
+            // The new value was produced by Via's own setters, so it always decodes.
+            let _ = self.set_top_via(via);
         }
-        // The new value was produced by Via's own setters, so it always decodes.
-        let _ = self.set_top_via(via);
     }
 
     fn refresh_method(&self) -> Option<&Method> {

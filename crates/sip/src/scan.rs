@@ -195,7 +195,22 @@ impl<'a> Cursor<'a> {
                     None => Err(()),
                 }
             }
-            _ => self.token().ok_or(()),
+            _ => {
+                // The one value with colons outside brackets: Via's `received` holds a bare
+                // IPv6address (RFC 3261 §25.1 via-received), e.g. `received=2001:db8::9`.
+                let start = self.pos;
+                let run = self.b[start..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_hexdigit() || matches!(c, b':' | b'.'))
+                    .count();
+                let candidate = &self.b[start..start + run];
+                let next_is_token = self.b.get(start + run).is_some_and(|&c| is(c, TOKEN));
+                if candidate.contains(&b':') && !next_is_token {
+                    self.pos = start + run;
+                    return Ok(Span::new(start, self.pos));
+                }
+                self.token().ok_or(())
+            }
         }
     }
 

@@ -40,6 +40,7 @@ pub struct Rejection {
     to: Option<Bytes>,
     call_id: Option<Bytes>,
     cseq: Option<Bytes>,
+    extra: Vec<(HeaderName, Bytes)>,
 }
 
 impl ParseError {
@@ -74,6 +75,7 @@ impl ParseError {
             to: echo.to,
             call_id: echo.call_id,
             cseq: echo.cseq,
+            extra: Vec::new(),
         })
     }
 }
@@ -114,6 +116,32 @@ impl Rejection {
         self.cseq.as_ref()
     }
 
+    /// Records the source address in the top Via (`received`, `rport`: RFC 3261 §18.2.1, RFC
+    /// 3581 §4) when that Via parses; an unparseable one is echoed as it came.
+    pub fn stamp_source(&mut self, source: std::net::SocketAddr) {
+        let Some(top) = self.vias.first_mut() else {
+            return;
+        };
+        let Ok(text) = std::str::from_utf8(top) else {
+            return;
+        };
+        let Ok(mut via) = crate::Via::parse_str(text) else {
+            return;
+        };
+        if via.stamp_source(source) {
+            *top = Bytes::copy_from_slice(via.as_str().as_bytes());
+        }
+    }
+
+    /// Adds a header after the copied ones (a `Server`, say). Values with CR or LF are ignored.
+    pub fn header(mut self, name: HeaderName, value: &str) -> Self {
+        if !value.bytes().any(|c| matches!(c, b'\r' | b'\n' | 0)) {
+            self.extra
+                .push((name, Bytes::copy_from_slice(value.as_bytes())));
+        }
+        self
+    }
+
     /// The complete error response. `to_tag` is added to To when it has none (RFC 3261
     /// §8.2.6.2).
     pub fn to_bytes(&self, to_tag: Option<&str>) -> Bytes {
@@ -146,6 +174,9 @@ impl Rejection {
         }
         if let Some(v) = &self.cseq {
             put(&mut out, HeaderName::CSeq, v);
+        }
+        for (name, v) in &self.extra {
+            put(&mut out, name.clone(), v);
         }
         out.put_slice(b"Content-Length: 0\r\n\r\n");
         out.freeze()

@@ -1,7 +1,7 @@
 //! The Via header (RFC 3261 §20.42, §18.2.1; RFC 3581 `rport`).
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -303,6 +303,25 @@ impl Via {
         scan::ascii_str(&self.raw)
     }
 
+    /// Records where the message really came from: `received` when the sent-by host is not that
+    /// IP (RFC 3261 §18.2.1) or when a `received` the sender wrote itself names another address,
+    /// and `rport` plus `received` when the sender asked for rport (RFC 3581 §4). Returns
+    /// whether anything changed.
+    pub fn stamp_source(&mut self, source: SocketAddr) -> bool {
+        if self.rport() == Some(None) {
+            self.set_rport(source.port());
+            self.set_received(source.ip());
+            true
+        } else if self.sent_by().0.ip() != Some(source.ip())
+            || self.received().is_some_and(|r| r != source.ip())
+        {
+            self.set_received(source.ip());
+            true
+        } else {
+            false
+        }
+    }
+
     /// Sets `received` (RFC 3261 §18.2.1), replacing an existing value in place or appending it.
     pub fn set_received(&mut self, ip: IpAddr) {
         self.set_param("received", Some(&ip.to_string()));
@@ -424,6 +443,22 @@ mod tests {
         let src = Bytes::from_static(b"SIP/2.0/UDP a, SIP/2.0/UDP b, SIP/2.0/UDP c");
         let err = Via::parse_list(&src, &src, &mut Vec::new(), 2).unwrap_err();
         assert_eq!(err, ParseError::TooManyVias { limit: 2 });
+    }
+
+    #[test]
+    fn rfc3261_25_1_received_holds_a_bare_ipv6_address() {
+        let mut v = Via::parse_str("SIP/2.0/UDP [::1]:40162;rport;branch=z9hG4bKx").unwrap();
+        v.set_rport(40162);
+        v.set_received("::1".parse().unwrap());
+        assert_eq!(v.received(), Some("::1".parse().unwrap()));
+        assert_eq!(
+            v.as_str(),
+            "SIP/2.0/UDP [::1]:40162;rport=40162;branch=z9hG4bKx;received=::1"
+        );
+        let parsed = Via::parse_str("SIP/2.0/UDP h;received=2001:db8::9;branch=z9hG4bKy").unwrap();
+        assert_eq!(parsed.received(), Some("2001:db8::9".parse().unwrap()));
+        assert_eq!(parsed.branch(), Some("z9hG4bKy"));
+        assert!(Via::parse_str("SIP/2.0/UDP h;received=2001:db8::9x;branch=z9hG4bKy").is_err());
     }
 
     #[test]

@@ -19,9 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use herald_auth::{Algorithm, DigestConfig, NonceCount, ThrottleConfig, answer_challenge};
-use herald_directory::{
-    Aor, Directory, Domain, NewUser, SqliteDirectory, User,
-};
+use herald_directory::{Aor, Directory, Domain, NewUser, SqliteDirectory, User};
 use herald_registrar::RegistrarConfig;
 use herald_sip::{HeaderName, Limits, Message, Response, Transport};
 

@@ -530,7 +530,6 @@ fn rfc3261_18_2_2_client_written_received_is_not_followed() {
 /// datagram, RFC 4475 §3.1.2.2): herald answers it statelessly (400) to the source address, but copies the top Via as received, so a bare `rport` stays without its
 /// value and no `received` is added.
 #[test]
-#[ignore = "BUG (RFC 3581 §4 deviation): stateless 400/505/513 answers echo the Via without filling rport/received"]
 fn rfc3581_4_rport_is_filled_in_on_stateless_error_answers() {
     let s = server();
     let ip = fresh_loopback();

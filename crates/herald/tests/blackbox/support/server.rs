@@ -114,7 +114,10 @@ impl Setup {
         for (k, v) in &self.sip {
             t.push_str(&format!("{k} = {v}\n"));
         }
-        t.push_str("\n[http]\nadmin = \"127.0.0.1:0\"\n\n[log]\nfilter = \"debug\"\n");
+        t.push_str("\n[dns]\nlisten = [\"127.0.0.1:0\"]\n");
+        t.push_str("\n[http]\nadmin = \"127.0.0.1:0\"\n");
+        t.push_str("web = [\"127.0.0.1:0\"]\nweb_tls = [\"127.0.0.1:0\"]\n");
+        t.push_str("\n[log]\nfilter = \"debug\"\n");
         t
     }
 }
