@@ -11,6 +11,7 @@ mod serve;
 mod sip_runtime;
 mod tls;
 mod transport;
+mod user_cache;
 
 use std::process::ExitCode;
 

@@ -66,6 +66,7 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
     )?;
     runtime.attach(transports);
     tokio::spawn(runtime.clone().run_timers());
+    tokio::spawn(runtime.clone().run_cache());
     tokio::spawn(admin::serve(admin_listener, metrics));
     discovery.start(topology, tls_acceptor);
 
@@ -129,7 +130,10 @@ fn frontend_config(config: &Config, limits: &Limits) -> FrontendConfig {
             default_expires: config.sip.default_expires,
             max_bindings_per_aor: config.sip.max_bindings,
         },
-        transactions: herald_transaction::Config::default(),
+        transactions: herald_transaction::Config {
+            max_server_transactions: config.sip.max_transactions,
+            ..herald_transaction::Config::default()
+        },
         digest: DigestConfig {
             algorithms: config.digest_algorithms(),
             nonce_lifetime: Duration::from_secs(config.sip.nonce_lifetime_secs),

@@ -13,12 +13,14 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::transport::{Flow, Handler, Inbound, Transports};
+use crate::user_cache::UserCache;
 
 /// The SIP service's runtime state.
 pub(crate) struct SipRuntime {
     core: Mutex<Frontend<Flow>>,
     limits: herald_sip::Limits,
     directory: Arc<dyn Directory>,
+    users: Arc<UserCache>,
     transports: OnceLock<Arc<Transports>>,
     /// Wakes the timer task when an input may have moved the next deadline earlier.
     wake: Notify,
@@ -33,6 +35,7 @@ impl SipRuntime {
         Arc::new(Self {
             core: Mutex::new(core),
             limits,
+            users: UserCache::new(),
             directory,
             transports: OnceLock::new(),
             wake: Notify::new(),
@@ -42,6 +45,11 @@ impl SipRuntime {
     /// Connects the runtime to the started transports; messages are only sent after this.
     pub(crate) fn attach(&self, transports: Arc<Transports>) {
         let _ = self.transports.set(transports);
+    }
+
+    /// Keeps the directory cache in step with the store; run for the life of the process.
+    pub(crate) async fn run_cache(self: Arc<Self>) {
+        self.users.clone().watch(self.directory.clone()).await;
     }
 
     /// Runs the core's timers for the life of the process.
@@ -92,14 +100,27 @@ impl SipRuntime {
     }
 
     fn lookup(self: &Arc<Self>, lookup: Lookup<Flow>) {
+        if let Some(user) = self.users.get(lookup.user()) {
+            metrics::counter!("herald_directory_lookups_total", "source" => "cache").increment(1);
+            self.with_core(|core| {
+                core.complete_lookup(Instant::now(), lookup, Ok::<_, String>(user));
+            });
+            return;
+        }
+        metrics::counter!("herald_directory_lookups_total", "source" => "store").increment(1);
         let me = self.clone();
         tokio::spawn(async move {
             let directory = me.directory.clone();
-            let user = lookup.user().clone();
-            let result = tokio::task::spawn_blocking(move || directory.get_user(&user))
+            let aor = lookup.user().clone();
+            let token = me.users.token();
+            let read = aor.clone();
+            let result = tokio::task::spawn_blocking(move || directory.get_user(&read))
                 .await
                 .map_err(|e| e.to_string())
                 .and_then(|r| r.map_err(|e| e.to_string()));
+            if let Ok(user) = &result {
+                me.users.put(aor, user.clone(), token);
+            }
             me.with_core(|core| core.complete_lookup(Instant::now(), lookup, result));
         });
     }

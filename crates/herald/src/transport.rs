@@ -175,10 +175,14 @@ impl Listeners {
             next_conn: AtomicU64::new(1),
             limits,
         });
+        // Several receive loops per socket, one per worker thread, so a burst of datagrams is
+        // parsed and answered on every core.
+        let loops = std::thread::available_parallelism().map_or(1, usize::from);
         for (index, sock) in udp.into_iter().enumerate() {
-            let handler = handler.clone();
             let index = u16::try_from(index).unwrap_or(u16::MAX);
-            tokio::spawn(udp_loop(index, sock, handler));
+            for _ in 0..loops {
+                tokio::spawn(udp_loop(index, sock.clone(), handler.clone()));
+            }
         }
         for listener in self.tcp {
             tokio::spawn(accept_loop(
