@@ -100,8 +100,13 @@ udp = ["127.0.0.1:$SIP_PORT"]
 tcp = []
 tls = []
 
+[dns]
+listen = []
+
 [http]
 admin = "127.0.0.1:$ADMIN_PORT"
+web = []
+web_tls = []
 
 [log]
 filter = "warn"
