@@ -14,6 +14,8 @@
 //! - [`rlmi`] — RFC 4662 `multipart/related` resource-list notifications.
 //! - [`watcherinfo`] — RFC 3858 watcher information.
 //! - [`render`] — body formats, media types and the render-cache key.
+//! - [`engine`] — the presence engine: publications, subscriptions, notifications, contact
+//!   lists and privacy, as a sans-IO core the request pipeline drives.
 //!
 //! A SIMPLE client's PUBLISH, read in Lync terms and shown to a Lync watcher:
 //!
@@ -53,6 +55,7 @@ pub mod aggregate;
 pub mod availability;
 pub mod categories;
 pub mod containers;
+pub mod engine;
 mod error;
 mod fragment;
 mod limits;
