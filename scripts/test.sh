@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential pkg-config sip-tester bind9-dnsutils curl)
+packages=(build-essential pkg-config sip-tester bind9-dnsutils bind9-utils curl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -15,6 +15,7 @@
 //!   store for tests.
 //! - [`probe`], [`proxy`], [`backend`]: the tokio/hyper runtime pieces: the health-probe
 //!   driver, the reverse proxy, and a demo mailbox server.
+//! - `testing` (feature `testing`): the conformance suite every [`store::AnchorStore`] runs.
 //!
 //! # Wiring (what `herald serve` does)
 //!
@@ -61,3 +62,5 @@ pub mod model;
 pub mod probe;
 pub mod proxy;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

@@ -375,6 +375,10 @@ mod tests {
     use crate::model::MailboxType;
     use crate::model::tests::{copy, server};
 
+    mod conformance {
+        crate::anchor_store_conformance_tests!(crate::store::MemoryStore::new());
+    }
+
     fn seeded() -> MemoryStore {
         let store = MemoryStore::new();
         for (i, n) in ["ex1", "ex2"].iter().enumerate() {

@@ -38,6 +38,17 @@ pub enum Error {
         users: u64,
     },
 
+    /// A user cannot be removed while they own a mailbox in the anchoring directory: the
+    /// mailbox would be left without its owner. Remove the mailbox first (which keeps the
+    /// user's previous-mailbox info), then the user.
+    #[error("user {user} still owns mailbox {mailbox}; remove it first (herald mailbox remove)")]
+    UserOwnsMailbox {
+        /// The user the caller tried to remove.
+        user: String,
+        /// The primary address of a mailbox they own.
+        mailbox: String,
+    },
+
     /// Input did not parse into the directory's typed values (a bad AOR, hostname, display
     /// name or credential). Raised before the store is touched.
     #[error("invalid {field}: {reason}")]

@@ -11,6 +11,12 @@
 //!
 //! The `testing` feature exposes [`testing`], the trait-level conformance suite every backend
 //! runs.
+//!
+//! The same store holds the mailbox-anchoring directory: [`SqliteDirectory`] implements
+//! [`herald_anchor::store::AnchorStore`] (mailbox servers, DAGs, databases and copies,
+//! mailboxes owned by the directory's users, previous-mailbox info, Active Manager's
+//! active-copy map and event log, the audit log; schema migration 3). A write through either
+//! trait moves [`Directory::change_token`].
 
 #![warn(missing_docs)]
 

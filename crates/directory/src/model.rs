@@ -260,7 +260,13 @@ pub enum CredentialAlgorithm {
 
 impl CredentialAlgorithm {
     /// Every algorithm this binary knows, in a stable order.
-    pub const ALL: [Self; 5] = [Self::Md5, Self::Sha256, Self::Md5Aor, Self::Sha256Aor, Self::Nt];
+    pub const ALL: [Self; 5] = [
+        Self::Md5,
+        Self::Sha256,
+        Self::Md5Aor,
+        Self::Sha256Aor,
+        Self::Nt,
+    ];
 
     /// The name used in the store and in Digest's `algorithm=` parameter.
     pub fn as_str(self) -> &'static str {

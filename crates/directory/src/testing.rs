@@ -242,7 +242,11 @@ pub fn duplicate_user_is_refused(dir: &dyn Directory) {
 pub fn change_token_follows_writes(dir: &dyn Directory) {
     let d = domain("token.conformance.test");
     let before = dir.change_token().expect("token");
-    assert_eq!(before, dir.change_token().expect("token"), "a read changes nothing");
+    assert_eq!(
+        before,
+        dir.change_token().expect("token"),
+        "a read changes nothing"
+    );
     dir.add_domain(&d).expect("add domain");
     let after_domain = dir.change_token().expect("token");
     assert_ne!(before, after_domain);
@@ -276,12 +280,22 @@ pub fn bulk_add_is_all_or_nothing(dir: &dyn Directory) {
     ];
     assert!(matches!(
         dir.add_users(&batch),
-        Err(Error::AlreadyExists { kind: EntityKind::User, .. })
+        Err(Error::AlreadyExists {
+            kind: EntityKind::User,
+            ..
+        })
     ));
-    assert!(dir.get_user(&aor("fresh@bulk.conformance.test")).expect("get").is_none());
+    assert!(
+        dir.get_user(&aor("fresh@bulk.conformance.test"))
+            .expect("get")
+            .is_none()
+    );
     // A user of an unknown domain refuses the batch too.
     let foreign = vec![NewUser::new(aor("x@nowhere.conformance.test"))];
-    assert!(matches!(dir.add_users(&foreign), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        dir.add_users(&foreign),
+        Err(Error::NotFound { .. })
+    ));
     for u in &users {
         dir.remove_user(&u.aor).expect("remove");
     }

@@ -153,6 +153,7 @@ pub struct Frontend<F: FlowPath> {
     rng: StdRng,
     transmits: VecDeque<Transmit<F>>,
     events: VecDeque<FrontendEvent<F>>,
+    counters: Counters,
 }
 
 impl<F: FlowPath> Frontend<F> {
@@ -172,6 +173,7 @@ impl<F: FlowPath> Frontend<F> {
             rng: StdRng::from_os_rng(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            counters: Counters::new(),
             config,
         })
     }
@@ -388,7 +390,7 @@ impl<F: FlowPath> Frontend<F> {
         match error.disposition(bytes, transport) {
             Disposition::Reply(mut rejection) => {
                 tracing::debug!(%error, status = rejection.status(), "answering an unparseable request");
-                count_response(rejection.status());
+                self.counters.response(rejection.status());
                 rejection.stamp_source(peer);
                 let rejection = rejection.header(HeaderName::Server, &self.config.server_header);
                 let tag = self.new_tag();
@@ -446,7 +448,7 @@ impl<F: FlowPath> Frontend<F> {
                     .header(HeaderName::RetryAfter, "5")
                     .header(HeaderName::Server, &self.config.server_header)
                     .to_tag(&self.new_tag());
-                count_response(503);
+                self.counters.response(503);
                 self.transmits.push_back(Transmit {
                     flow: destination,
                     bytes: r.to_bytes(),
@@ -458,8 +460,7 @@ impl<F: FlowPath> Frontend<F> {
                 return Step::Done;
             }
         };
-        metrics::counter!("herald_sip_requests_total", "method" => method_label(request.method()))
-            .increment(1);
+        self.counters.request(request.method());
 
         if let Some(rejection) = validate::check(&request, &self.config) {
             let r = rejection.into_response(&request);
@@ -676,7 +677,7 @@ impl<F: FlowPath> Frontend<F> {
             response = response.to_tag(&self.new_tag());
         }
         let status = response.status();
-        count_response(status);
+        self.counters.response(status);
         (status, response.to_bytes())
     }
 
@@ -719,6 +720,59 @@ fn method_kind(method: &Method) -> MethodKind {
     }
 }
 
+/// Counters bumped for every message, registered once so the hot path does no registry lookup.
+struct Counters {
+    requests: Vec<metrics::Counter>,
+    responses: [metrics::Counter; 6],
+}
+
+impl Counters {
+    fn new() -> Self {
+        Self {
+            requests: METHOD_LABELS
+                .iter()
+                .map(|m| metrics::counter!("herald_sip_requests_total", "method" => *m))
+                .collect(),
+            responses: RESPONSE_CLASSES
+                .map(|class| metrics::counter!("herald_sip_responses_total", "class" => class)),
+        }
+    }
+
+    fn request(&self, method: &Method) {
+        let label = method_label(method);
+        if let Some(i) = METHOD_LABELS.iter().position(|m| *m == label) {
+            self.requests[i].increment(1);
+        }
+    }
+
+    fn response(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 6) - 1;
+        self.responses[class].increment(1);
+    }
+}
+
+const METHOD_LABELS: [&str; 18] = [
+    "REGISTER",
+    "INVITE",
+    "ACK",
+    "CANCEL",
+    "BYE",
+    "OPTIONS",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "PUBLISH",
+    "MESSAGE",
+    "INFO",
+    "REFER",
+    "PRACK",
+    "UPDATE",
+    "BENOTIFY",
+    "SERVICE",
+    "NEGOTIATE",
+    "other",
+];
+const RESPONSE_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"];
+
 /// A bounded label set for metrics: extension methods are folded into one label.
 fn method_label(method: &Method) -> &'static str {
     match method {
@@ -741,18 +795,6 @@ fn method_label(method: &Method) -> &'static str {
         Method::Negotiate => "NEGOTIATE",
         _ => "other",
     }
-}
-
-fn count_response(status: u16) {
-    let class = match status / 100 {
-        1 => "1xx",
-        2 => "2xx",
-        3 => "3xx",
-        4 => "4xx",
-        5 => "5xx",
-        _ => "6xx",
-    };
-    metrics::counter!("herald_sip_responses_total", "class" => class).increment(1);
 }
 
 fn outcome_label(outcome: Outcome) -> &'static str {

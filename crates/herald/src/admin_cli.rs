@@ -139,6 +139,9 @@ pub(crate) fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> 
             }
             println!("updated {}", aor.to_sip_uri());
         }
+        UserCommand::ClearPreviousMailbox { user, confirm } => {
+            return crate::anchor_cli::clear_previous(config, &user, confirm);
+        }
         UserCommand::Remove { uri } => {
             let aor = parse_aor(&uri)?;
             dir.remove_user(&aor)

@@ -43,6 +43,20 @@ pub(crate) enum Command {
     /// Walk a Lync client's server lookup for USER@DOMAIN and print every step: the tool to run
     /// when a client cannot sign in. Needs no config file.
     Discover(DiscoverArgs),
+    /// Mailbox servers of the anchoring directory (Exchange Client Access).
+    #[command(subcommand)]
+    Server(crate::anchor_cli::ServerCommand),
+    /// Database availability groups.
+    #[command(subcommand)]
+    Dag(crate::anchor_cli::DagCommand),
+    /// Mailbox databases, their copies, and switchovers.
+    #[command(subcommand)]
+    Database(crate::anchor_cli::DatabaseCommand),
+    /// Mailboxes.
+    #[command(subcommand)]
+    Mailbox(crate::anchor_cli::MailboxCommand),
+    /// Run a demo mailbox server (a backend for the anchoring proxy). Needs no config file.
+    MailboxServer(crate::anchor_cli::MailboxServerArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,6 +175,15 @@ pub(crate) enum UserCommand {
     },
     /// Remove a user and their credentials.
     Remove { uri: String },
+    /// Permanently clear a user's previous-mailbox info (Set-User
+    /// -PermanentlyClearPreviousMailboxInfo); refused without --confirm, audited.
+    ClearPreviousMailbox {
+        /// The user, `alice@example.test`.
+        user: String,
+        /// Confirm the permanent change.
+        #[arg(long)]
+        confirm: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

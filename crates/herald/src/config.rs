@@ -29,6 +29,9 @@ pub(crate) struct Config {
     pub(crate) http: HttpConfig,
     #[serde(default)]
     pub(crate) log: LogConfig,
+    /// The mailbox-anchoring front door (Exchange Client Access); off while `listen` is empty.
+    #[serde(default)]
+    pub(crate) anchor: AnchorConfig,
 }
 
 /// The SIP service: listeners, the domain it is authoritative for and the registrar's limits.
@@ -128,6 +131,114 @@ pub(crate) struct LogConfig {
     pub(crate) filter: String,
 }
 
+/// The mailbox-anchoring front door: the proxy's listeners, Active Manager's health probes and
+/// the backend cookies. Every key is optional; without `listen` the service is off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct AnchorConfig {
+    /// Plain-HTTP listen addresses of the anchoring proxy; empty turns the service off.
+    pub(crate) listen: Vec<SocketAddr>,
+    /// HTTPS listen addresses, with the SIP listener's certificate.
+    pub(crate) listen_tls: Vec<SocketAddr>,
+    /// This front door's name in `X-FEServer`; the host name when absent.
+    pub(crate) frontend_name: Option<String>,
+    /// Time between two health probes of one mailbox server.
+    pub(crate) probe_interval_ms: u64,
+    /// Consecutive failed probes after which a server is unhealthy and its databases fail over.
+    pub(crate) probe_failures: u32,
+    /// The health endpoint on every mailbox server; a 2xx answer means healthy.
+    pub(crate) probe_path: String,
+    /// How long a probe may take before it counts as failed.
+    pub(crate) probe_timeout_ms: u64,
+    /// Hex secret (at least 32 bytes) signing `X-BackEndCookie`; every front door of one
+    /// deployment must share it. Random at each start when absent (cookies then do not survive
+    /// a restart, which costs one directory lookup, not an error).
+    pub(crate) cookie_secret: Option<String>,
+    /// How long an issued backend cookie is honoured.
+    pub(crate) cookie_ttl_s: u64,
+    /// Time allowed to connect to a mailbox server before it counts as a failure.
+    pub(crate) connect_timeout_ms: u64,
+    /// How often the directory is checked for changes by admin commands (switchovers, new
+    /// servers, mailboxes); a check is one cheap read of SQLite's data version.
+    pub(crate) reload_interval_ms: u64,
+    /// Largest request body buffered so that the request can be retried after a failover.
+    pub(crate) retry_body_limit: usize,
+    /// Proxy worker threads for the plain-HTTP listeners, each with its own event loop and
+    /// backend connection pool; one per core when absent.
+    pub(crate) workers: Option<usize>,
+}
+
+impl Default for AnchorConfig {
+    fn default() -> Self {
+        Self {
+            listen: Vec::new(),
+            listen_tls: Vec::new(),
+            frontend_name: None,
+            probe_interval_ms: 5_000,
+            probe_failures: 3,
+            probe_path: "/_herald/health".to_owned(),
+            probe_timeout_ms: 2_000,
+            cookie_secret: None,
+            cookie_ttl_s: 30 * 24 * 3600,
+            connect_timeout_ms: 2_000,
+            reload_interval_ms: 500,
+            retry_body_limit: 64 * 1024,
+            workers: None,
+        }
+    }
+}
+
+impl AnchorConfig {
+    /// Whether `serve` runs the anchoring service.
+    pub(crate) fn enabled(&self) -> bool {
+        !self.listen.is_empty() || !self.listen_tls.is_empty()
+    }
+
+    /// The cookie secret's bytes, when one is configured.
+    pub(crate) fn cookie_secret_bytes(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        let Some(text) = &self.cookie_secret else {
+            return Ok(None);
+        };
+        let bytes =
+            hex::decode(text.trim()).context("[anchor] cookie_secret must be hexadecimal")?;
+        if bytes.len() < 32 {
+            bail!(
+                "[anchor] cookie_secret is {} bytes; it needs at least 32 (64 hex digits)",
+                bytes.len()
+            );
+        }
+        Ok(Some(bytes))
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.probe_interval_ms < 10 {
+            bail!("[anchor] probe_interval_ms must be at least 10");
+        }
+        if self.probe_failures == 0 {
+            bail!("[anchor] probe_failures must be at least 1");
+        }
+        if self.probe_timeout_ms == 0 || self.connect_timeout_ms == 0 {
+            bail!("[anchor] probe_timeout_ms and connect_timeout_ms must be at least 1");
+        }
+        if self.workers.is_some_and(|w| !(1..=256).contains(&w)) {
+            bail!("[anchor] workers must be between 1 and 256");
+        }
+        if self.reload_interval_ms < 10 {
+            bail!("[anchor] reload_interval_ms must be at least 10");
+        }
+        if !self.probe_path.starts_with('/') || self.probe_path.len() > 1024 {
+            bail!("[anchor] probe_path must be a path starting with '/'");
+        }
+        if let Some(name) = &self.frontend_name
+            && (name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            bail!("[anchor] frontend_name must be printable ASCII without spaces");
+        }
+        self.cookie_secret_bytes()?;
+        Ok(())
+    }
+}
+
 impl Config {
     /// Reads, resolves and validates the file, so that `serve` fails at start with a message that
     /// names the offending key rather than later at the first request.
@@ -183,7 +294,10 @@ impl Config {
             bail!("[sip] tls_cert and tls_key must be given together");
         }
         if sip.max_transactions == 0 || sip.max_transactions > herald_transaction::MAX_BOUND {
-            bail!("[sip] max_transactions must lie between 1 and {}", herald_transaction::MAX_BOUND);
+            bail!(
+                "[sip] max_transactions must lie between 1 and {}",
+                herald_transaction::MAX_BOUND
+            );
         }
         if sip.max_message_size < 1024 {
             bail!("[sip] max_message_size must be at least 1024 bytes");
@@ -201,6 +315,7 @@ impl Config {
         if sip.udp.is_empty() && sip.tcp.is_empty() && sip.tls.is_empty() {
             bail!("[sip] names no listener: set at least one of udp, tcp, tls");
         }
+        self.anchor.validate()?;
         Ok(())
     }
 
@@ -251,13 +366,19 @@ pub(crate) fn normalize_domain(name: &str) -> anyhow::Result<String> {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { admin: default_admin(), web: default_web(), web_tls: default_web_tls() }
+        Self {
+            admin: default_admin(),
+            web: default_web(),
+            web_tls: default_web_tls(),
+        }
     }
 }
 
 impl Default for DnsConfig {
     fn default() -> Self {
-        Self { listen: default_dns_listen() }
+        Self {
+            listen: default_dns_listen(),
+        }
     }
 }
 
@@ -375,6 +496,22 @@ mod tests {
     fn bad_domain_is_refused() {
         assert!(parse("[sip]\ndomain = \"bad domain\"\n").is_err());
         assert!(parse("[sip]\ndomain = \"-a.test\"\n").is_err());
+    }
+
+    #[test]
+    fn anchor_is_off_by_default_and_checked_when_set() {
+        let c = parse("[sip]\ndomain = \"a.test\"\n").unwrap();
+        assert!(!c.anchor.enabled());
+        assert_eq!(c.anchor.probe_interval_ms, 5000);
+        assert_eq!(c.anchor.probe_failures, 3);
+        let c =
+            parse("[sip]\ndomain = \"a.test\"\n[anchor]\nlisten = [\"127.0.0.1:0\"]\n").unwrap();
+        assert!(c.anchor.enabled());
+        let short = parse("[sip]\ndomain = \"a.test\"\n[anchor]\ncookie_secret = \"abcd\"\n");
+        assert!(format!("{:#}", short.unwrap_err()).contains("32"));
+        let zero = parse("[sip]\ndomain = \"a.test\"\n[anchor]\nprobe_failures = 0\n");
+        assert!(zero.unwrap_err().to_string().contains("probe_failures"));
+        assert!(parse("[sip]\ndomain = \"a.test\"\n[anchor]\nlisten_x = []\n").is_err());
     }
 
     #[test]

@@ -35,7 +35,10 @@ pub(crate) fn cert(config: &Config, command: CertCommand) -> anyhow::Result<()> 
     let CertCommand::Request { pool } = command;
     let topology = topology(config, &ListenerFacts::configured(config))?;
     let Some(names) = CertificateNames::for_pool(&topology, pool.as_deref()) else {
-        bail!("no pool or member named {:?} in the topology", pool.unwrap_or_default());
+        bail!(
+            "no pool or member named {:?} in the topology",
+            pool.unwrap_or_default()
+        );
     };
     print!("{}", names.render_text());
     Ok(())
@@ -52,8 +55,12 @@ pub(crate) fn discover(args: &DiscoverArgs) -> anyhow::Result<()> {
         https_port: args.https_port,
         timeout: Duration::from_secs(args.timeout.max(1)),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let report = runtime.block_on(walk(&options)).context("discovery could not start")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime
+        .block_on(walk(&options))
+        .context("discovery could not start")?;
     if args.json {
         println!("{}", report.render_json());
     } else {

@@ -33,12 +33,17 @@ impl ListenerFacts {
                 .flatten()
                 .copied()
                 .collect(),
-            sip_tls_port: config.sip.tls.first().map(SocketAddr::port),
-            sip_tcp_port: config.sip.tcp.first().map(SocketAddr::port),
-            web_http_port: config.http.web.first().map(SocketAddr::port),
-            web_https_port: config.http.web_tls.first().map(SocketAddr::port),
+            // Port 0 (a test's "any port") names no port a client could dial.
+            sip_tls_port: dialable_port(&config.sip.tls),
+            sip_tcp_port: dialable_port(&config.sip.tcp),
+            web_http_port: dialable_port(&config.http.web),
+            web_https_port: dialable_port(&config.http.web_tls),
         }
     }
+}
+
+fn dialable_port(listeners: &[SocketAddr]) -> Option<u16> {
+    listeners.first().map(SocketAddr::port).filter(|&p| p != 0)
 }
 
 /// The deployment clients are told about. A config without `[topology]` is a single box at
@@ -73,7 +78,11 @@ fn own_addresses(listeners: &[SocketAddr]) -> Vec<IpAddr> {
             IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local(),
             IpAddr::V6(v6) => !v6.is_loopback() && !v6.is_unicast_link_local(),
         };
-        for ip in interfaces.iter().map(if_addrs::Interface::ip).filter(usable) {
+        for ip in interfaces
+            .iter()
+            .map(if_addrs::Interface::ip)
+            .filter(usable)
+        {
             if !out.contains(&ip) {
                 out.push(ip);
             }
@@ -105,16 +114,18 @@ pub(crate) struct DiscoveryAddrs {
 impl DiscoveryListeners {
     /// Binds `[dns] listen` (UDP and TCP on the same port) and `[http] web` / `web_tls`.
     pub(crate) async fn bind(config: &Config) -> anyhow::Result<(Self, DiscoveryAddrs)> {
-        let mut me =
-            Self { dns_udp: Vec::new(), dns_tcp: Vec::new(), web: Vec::new(), web_tls: Vec::new() };
+        let mut me = Self {
+            dns_udp: Vec::new(),
+            dns_tcp: Vec::new(),
+            web: Vec::new(),
+            web_tls: Vec::new(),
+        };
         let mut addrs = DiscoveryAddrs::default();
         for addr in &config.dns.listen {
-            let Some(udp) = crate::transport::bind_udp_socket(*addr)? else { continue };
-            let bound = udp.local_addr()?;
-            // TCP on the port UDP got, so port 0 gives one port for both.
-            let tcp = crate::transport::bind_tcp_listener(bound)?
-                .with_context(|| format!("cannot listen on {bound} (TCP)"))?;
-            addrs.dns.push(bound);
+            let Some((udp, tcp)) = bind_dns(*addr)? else {
+                continue;
+            };
+            addrs.dns.push(udp.local_addr()?);
             me.dns_udp.push(udp);
             me.dns_tcp.push(tcp);
         }
@@ -163,6 +174,25 @@ impl DiscoveryListeners {
     }
 }
 
+/// UDP and TCP on one port. For port 0 the kernel picks the UDP port, and TCP may find it taken
+/// by an unrelated socket: then another port is tried.
+fn bind_dns(addr: SocketAddr) -> anyhow::Result<Option<(UdpSocket, TcpListener)>> {
+    const ATTEMPTS: usize = 8;
+    for attempt in 1..=ATTEMPTS {
+        let Some(udp) = crate::transport::bind_udp_socket(addr)? else {
+            return Ok(None);
+        };
+        let bound = udp.local_addr()?;
+        match crate::transport::bind_tcp_listener(bound) {
+            Ok(Some(tcp)) => return Ok(Some((udp, tcp))),
+            Ok(None) => return Ok(None),
+            Err(_) if addr.port() == 0 && attempt < ATTEMPTS => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot listen on {bound} (TCP)")),
+        }
+    }
+    anyhow::bail!("cannot find a free port for DNS on {addr}")
+}
+
 /// HTTPS: a TLS accept loop feeding hyper, with the client's address put where the
 /// autodiscover router reads it (it decides the internal or external answer).
 async fn serve_https(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Router) {
@@ -182,7 +212,9 @@ async fn serve_https(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Ro
                 tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream));
             let Ok(Ok(tls)) = handshake.await else { return };
             let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
-                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
                 let app = app.clone();
                 async move {
                     use tower::ServiceExt;

@@ -3,6 +3,8 @@
 
 mod admin;
 mod admin_cli;
+mod anchor_cli;
+mod anchor_runtime;
 mod cli;
 mod config;
 mod discovery_cli;
@@ -14,6 +16,11 @@ mod transport;
 mod user_cache;
 
 use std::process::ExitCode;
+
+/// mimalloc: the request path allocates many small short-lived buffers, which glibc's
+/// allocator serves markedly slower under two threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
 
@@ -35,6 +42,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Discover(args) = &cli.command {
         return discovery_cli::discover(args);
     }
+    if let Command::MailboxServer(args) = &cli.command {
+        return anchor_cli::mailbox_server(args);
+    }
     let config = Config::load(&cli.config)?;
     match cli.command {
         Command::Serve(args) => {
@@ -50,7 +60,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Directory(c) => admin_cli::directory(&config, c),
         Command::Dns(c) => discovery_cli::dns(&config, c),
         Command::Cert(c) => discovery_cli::cert(&config, c),
-        Command::Discover(_) => Ok(()),
+        Command::Server(c) => anchor_cli::server(&config, c),
+        Command::Dag(c) => anchor_cli::dag(&config, c),
+        Command::Database(c) => anchor_cli::database(&config, c),
+        Command::Mailbox(c) => anchor_cli::mailbox(&config, c),
+        Command::Discover(_) | Command::MailboxServer(_) => Ok(()),
     }
 }
 

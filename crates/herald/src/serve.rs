@@ -34,7 +34,13 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
     // The topology is built from what was really bound, so DNS and autodiscover hand out the
     // ports clients can reach (and tests can bind port 0).
     let facts = ListenerFacts {
-        sip: bound.udp.iter().chain(&bound.tcp).chain(&bound.tls).copied().collect(),
+        sip: bound
+            .udp
+            .iter()
+            .chain(&bound.tcp)
+            .chain(&bound.tls)
+            .copied()
+            .collect(),
         sip_tls_port: bound.tls.first().map(|a| a.port()),
         sip_tcp_port: bound.tcp.first().map(|a| a.port()),
         web_http_port: discovery_addrs.web.first().map(|a| a.port()),
@@ -48,13 +54,14 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
     };
 
     let limits = sip_limits(&config);
-    let frontend = Frontend::new(
-        frontend_config(&config, &limits),
-        rand::random(),
-        Instant::now(),
-    )
-    .context("invalid [sip] settings")?;
-    let runtime = SipRuntime::new(frontend, limits.clone(), directory);
+    // One core per worker thread, sharing the Digest secret and epoch (see sip_runtime).
+    let (secret, epoch) = (rand::random(), Instant::now());
+    let shards = std::thread::available_parallelism().map_or(1, usize::from);
+    let cores = (0..shards)
+        .map(|_| Frontend::new(frontend_config(&config, &limits, shards), secret, epoch))
+        .collect::<Result<Vec<_>, _>>()
+        .context("invalid [sip] settings")?;
+    let runtime = SipRuntime::new(cores, limits.clone(), directory);
     let transports = listeners.start(
         TransportLimits {
             idle_timeout: config.idle_timeout(),
@@ -65,10 +72,10 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
         runtime.clone(),
     )?;
     runtime.attach(transports);
-    tokio::spawn(runtime.clone().run_timers());
-    tokio::spawn(runtime.clone().run_cache());
+    runtime.spawn_tasks();
     tokio::spawn(admin::serve(admin_listener, metrics));
-    discovery.start(topology, tls_acceptor);
+    discovery.start(topology.clone(), tls_acceptor.clone());
+    let anchor = crate::anchor_runtime::start(&config, tls_acceptor, &topology).await?;
 
     // Signal handlers exist before `ready` is printed, so a supervisor that stops the server
     // right after it reports ready still gets a clean shutdown.
@@ -95,6 +102,7 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
             tracing::info!(%addr, "{what} ready");
         }
     }
+    anchor.announce();
     println!("listening admin {admin_addr}");
     tracing::info!(addr = %admin_addr, "admin listener ready (/metrics, /health)");
     if !demo_users.is_empty() {
@@ -114,10 +122,14 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
 }
 
 fn sip_limits(config: &Config) -> Limits {
-    Limits { max_message: config.sip.max_message_size, ..Limits::default() }
+    Limits {
+        max_message: config.sip.max_message_size,
+        ..Limits::default()
+    }
 }
 
-fn frontend_config(config: &Config, limits: &Limits) -> FrontendConfig {
+/// One core's configuration; bounds that cover the whole server are divided among `shards`.
+fn frontend_config(config: &Config, limits: &Limits, shards: usize) -> FrontendConfig {
     FrontendConfig {
         primary_domain: config.sip.domain.clone(),
         domains: config.domains().map(str::to_owned).collect(),
@@ -131,7 +143,7 @@ fn frontend_config(config: &Config, limits: &Limits) -> FrontendConfig {
             max_bindings_per_aor: config.sip.max_bindings,
         },
         transactions: herald_transaction::Config {
-            max_server_transactions: config.sip.max_transactions,
+            max_server_transactions: (config.sip.max_transactions / shards).max(1),
             ..herald_transaction::Config::default()
         },
         digest: DigestConfig {
@@ -149,7 +161,8 @@ fn frontend_config(config: &Config, limits: &Limits) -> FrontendConfig {
 /// Installs the SIGINT and SIGTERM handlers now; the returned future completes on either.
 fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     Ok(async move {
         tokio::select! {

@@ -30,7 +30,13 @@ pub(crate) fn subject_names(config: &Config, topology: &Topology) -> (String, Ve
         Some(n) => (n.subject.to_string(), n.dns_names()),
         None => (format!("sip.{}", config.sip.domain), Vec::new()),
     };
-    for extra in config.sip.names.iter().map(String::as_str).chain(["localhost"]) {
+    for extra in config
+        .sip
+        .names
+        .iter()
+        .map(String::as_str)
+        .chain(["localhost"])
+    {
         if !names.iter().any(|n| n == extra) {
             names.push(extra.to_owned());
         }
@@ -42,7 +48,10 @@ pub(crate) fn subject_names(config: &Config, topology: &Topology) -> (String, Ve
 ///
 /// A generated certificate is kept across restarts; delete it from the data folder to have
 /// one made for a changed topology.
-pub(crate) fn server_config(config: &Config, topology: &Topology) -> anyhow::Result<Arc<ServerConfig>> {
+pub(crate) fn server_config(
+    config: &Config,
+    topology: &Topology,
+) -> anyhow::Result<Arc<ServerConfig>> {
     let (cert_path, key_path) = match (&config.sip.tls_cert, &config.sip.tls_key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
         _ => {
@@ -79,7 +88,9 @@ fn generate(
 ) -> anyhow::Result<()> {
     let mut params =
         rcgen::CertificateParams::new(names.clone()).context("certificate subject names")?;
-    params.distinguished_name.push(rcgen::DnType::CommonName, subject.as_str());
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, subject.as_str());
     params
         .subject_alt_names
         .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));

@@ -145,8 +145,10 @@ impl Listeners {
                 me.udp.push(sock);
             }
         }
-        for (list, out, addrs) in [(tcp, &mut me.tcp, &mut bound.tcp), (tls, &mut me.tls, &mut bound.tls)]
-        {
+        for (list, out, addrs) in [
+            (tcp, &mut me.tcp, &mut bound.tcp),
+            (tls, &mut me.tls, &mut bound.tls),
+        ] {
             for addr in list {
                 if let Some(l) = bind_tcp_listener(*addr)? {
                     addrs.push(l.local_addr()?);

@@ -27,7 +27,10 @@ pub(crate) struct UserCache {
 
 impl UserCache {
     pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Self { entries: Mutex::new(HashMap::new()), token: Mutex::new(None) })
+        Arc::new(Self {
+            entries: Mutex::new(HashMap::new()),
+            token: Mutex::new(None),
+        })
     }
 
     /// The cached answer for `aor`, if there is one.

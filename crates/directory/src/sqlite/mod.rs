@@ -14,6 +14,7 @@
 //! - One connection behind a mutex: SQLite serialises writers anyway and reads are
 //!   microseconds, so a pool would add code without adding throughput that matters here.
 
+mod anchor;
 mod migrations;
 
 use std::path::Path;
@@ -25,8 +26,8 @@ use rusqlite::{
 };
 
 use crate::{
-    Aor, ChangeToken, Credential, CredentialAlgorithm, Directory, DisplayName, Domain, EntityKind, Error,
-    NewUser, User, UserQuery, credential_order, normalized_credentials,
+    Aor, ChangeToken, Credential, CredentialAlgorithm, Directory, DisplayName, Domain, EntityKind,
+    Error, NewUser, User, UserQuery, credential_order, normalized_credentials,
 };
 use migrations::{MIGRATIONS, latest_version, migrate, read_version};
 
@@ -252,7 +253,9 @@ impl Directory for SqliteDirectory {
     fn add_user(&self, user: &NewUser) -> Result<User, Error> {
         let credentials = normalized_credentials(&user.credentials)?;
         let now = now_ms();
-        self.write("adding a user", |tx| insert_user(tx, user, &credentials, now))?;
+        self.write("adding a user", |tx| {
+            insert_user(tx, user, &credentials, now)
+        })?;
         Ok(User {
             aor: user.aor.clone(),
             display_name: user.display_name.clone(),
@@ -355,17 +358,34 @@ impl Directory for SqliteDirectory {
     }
 
     fn remove_user(&self, aor: &Aor) -> Result<(), Error> {
-        let deleted = self
-            .lock()
-            .execute(
-                "DELETE FROM users WHERE domain = ?1 AND user_key = ?2",
-                params![aor.domain().as_str(), aor.user_key()],
-            )
-            .ctx("removing a user")?;
-        if deleted == 0 {
-            return Err(not_found_user(aor));
-        }
-        Ok(())
+        self.write("removing a user", |tx| {
+            // A mailbox's owner cannot go (the schema refuses it too); say which mailbox.
+            let owned: Option<String> = tx
+                .query_row(
+                    "SELECT m.primary_smtp FROM anchor_mailboxes m JOIN users u ON u.id = m.owner \
+                     WHERE u.domain = ?1 AND u.user_key = ?2 ORDER BY m.primary_smtp LIMIT 1",
+                    params![aor.domain().as_str(), aor.user_key()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .ctx("removing a user")?;
+            if let Some(mailbox) = owned {
+                return Err(Error::UserOwnsMailbox {
+                    user: aor.to_string(),
+                    mailbox,
+                });
+            }
+            let deleted = tx
+                .execute(
+                    "DELETE FROM users WHERE domain = ?1 AND user_key = ?2",
+                    params![aor.domain().as_str(), aor.user_key()],
+                )
+                .ctx("removing a user")?;
+            if deleted == 0 {
+                return Err(not_found_user(aor));
+            }
+            Ok(())
+        })
     }
 
     fn user_count(&self) -> Result<u64, Error> {
@@ -388,7 +408,8 @@ impl Directory for SqliteDirectory {
 
 impl SqliteDirectory {
     fn note_local_write(&self) {
-        self.local_writes.fetch_add(1, std::sync::atomic::Ordering::Release);
+        self.local_writes
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 
     /// Sets one column of a user and its `updated_at` in a single statement (atomic without an
@@ -590,7 +611,10 @@ fn insert_user(
         })
         .ctx("adding a user")?;
     if inserted == 0 {
-        return Err(Error::AlreadyExists { kind: EntityKind::User, key: aor.to_string() });
+        return Err(Error::AlreadyExists {
+            kind: EntityKind::User,
+            key: aor.to_string(),
+        });
     }
     insert_credentials(tx, tx.last_insert_rowid(), credentials)
 }

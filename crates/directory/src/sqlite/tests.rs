@@ -365,7 +365,7 @@ fn version_one_store_upgrades_with_its_credentials() {
     let (_tmp, path) = temp_store();
     {
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(migrations::MIGRATIONS[0].sql).unwrap();
+        conn.execute_batch(MIGRATIONS[0].sql).unwrap();
         conn.execute_batch(
             "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, \
              applied_at INTEGER NOT NULL) STRICT;
@@ -383,13 +383,21 @@ fn version_one_store_upgrades_with_its_credentials() {
     }
     assert_eq!(raw_version(&path), 1);
     let dir = SqliteDirectory::open(&path).unwrap();
-    assert_eq!(dir.schema_version().unwrap(), SqliteDirectory::SCHEMA_VERSION);
+    assert_eq!(
+        dir.schema_version().unwrap(),
+        SqliteDirectory::SCHEMA_VERSION
+    );
     let aor = Aor::parse("ann@old.test").unwrap();
     let user = dir.get_user(&aor).unwrap().unwrap();
     assert_eq!(user.credentials.len(), 1);
-    assert_eq!(user.credentials[0].hash(), "0123456789abcdef0123456789abcdef");
-    let aor_hash = Credential::new(CredentialAlgorithm::Md5Aor, "old.test", &"a".repeat(32)).unwrap();
-    dir.set_credentials(&aor, &[user.credentials[0].clone(), aor_hash]).unwrap();
+    assert_eq!(
+        user.credentials[0].hash(),
+        "0123456789abcdef0123456789abcdef"
+    );
+    let aor_hash =
+        Credential::new(CredentialAlgorithm::Md5Aor, "old.test", &"a".repeat(32)).unwrap();
+    dir.set_credentials(&aor, &[user.credentials[0].clone(), aor_hash])
+        .unwrap();
     assert_eq!(dir.get_user(&aor).unwrap().unwrap().credentials.len(), 2);
 }
 
@@ -401,6 +409,8 @@ fn change_token_sees_other_handles_writes() {
     let server = SqliteDirectory::open(&path).unwrap();
     let admin = SqliteDirectory::open(&path).unwrap();
     let before = server.change_token().unwrap();
-    admin.add_domain(&Domain::parse("other.test").unwrap()).unwrap();
+    admin
+        .add_domain(&Domain::parse("other.test").unwrap())
+        .unwrap();
     assert_ne!(before, server.change_token().unwrap());
 }

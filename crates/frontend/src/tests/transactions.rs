@@ -56,7 +56,11 @@ fn rfc3261_section_26_3_2_4_challenge_is_stateless() {
     let text = Req::register("alice").text();
     let first = h.udp1(ALICE, &text);
     assert_eq!(first.status(), 401);
-    assert_eq!(h.fe.transaction_count(), 0, "no transaction holds the challenge");
+    assert_eq!(
+        h.fe.transaction_count(),
+        0,
+        "no transaction holds the challenge"
+    );
     let again = h.udp1(ALICE, &text);
     assert_eq!(again.status(), 401);
     assert_ne!(again.bytes, first.bytes, "a fresh nonce and tag");

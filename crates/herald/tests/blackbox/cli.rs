@@ -115,6 +115,7 @@ fn user_set_display_name_disable_enable_and_remove() {
 
     home.cli(&["user", "set", "frank@cli.test", "--disable"])
         .success();
+    crate::support::settle();
     let show = home
         .cli(&["user", "show", "frank@cli.test"])
         .success()
@@ -128,6 +129,7 @@ fn user_set_display_name_disable_enable_and_remove() {
 
     home.cli(&["user", "set", "frank@cli.test", "--enable"])
         .success();
+    crate::support::settle();
     assert_eq!(register(&s, "frank", "pw-frank"), 200);
 
     // A new password through stdin replaces the old one.
@@ -136,6 +138,7 @@ fn user_set_display_name_disable_enable_and_remove() {
         "pw-new\n",
     )
     .success();
+    crate::support::settle();
     assert_eq!(register(&s, "frank", "pw-new"), 200);
 
     // Nothing to change is an error, not a silent success.
@@ -149,6 +152,7 @@ fn user_set_display_name_disable_enable_and_remove() {
     );
     home.cli(&["user", "show", "frank@cli.test"]).failure();
     assert!(list_row(home, "sip:frank@cli.test").is_none());
+    crate::support::settle();
     assert_eq!(register(&s, "frank", "pw-new"), 403);
 }
 

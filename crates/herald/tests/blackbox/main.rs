@@ -11,15 +11,22 @@
 //!   connection limits, idle timeout, oversize and garbage datagrams.
 //! - `rfc4475_torture`: every RFC 4475 message sent to the running server.
 //! - `cli`: `herald user|domain|directory` and `serve`'s persistence and shutdown.
+//! - `discovery`: the split-view DNS zone (dig), autodiscover (curl), `herald discover`'s
+//!   fallbacks, `dns records` and `cert request`.
 //! - `metrics`: the admin listener's `/metrics` and `/health`.
 //! - `sipp`: the SIPp registration scenario in `tests/sipp/`.
+//! - `anchor`: mailbox anchoring with three `herald mailbox-server` backends: routing by
+//!   database, failover, CLI switchover, management-shell anchoring, backend cookies, and
+//!   `user clear-previous-mailbox`.
 //!
 //! Each module shares one server among its tests where state allows (see `support::shared`);
 //! tests that need a particular configuration start their own. Every socket read has a timeout.
 
 mod support;
 
+mod anchor;
 mod cli;
+mod discovery;
 mod metrics;
 mod rfc3261_registrar;
 mod rfc3261_uas;

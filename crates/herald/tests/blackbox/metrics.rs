@@ -25,6 +25,9 @@ fn metrics_count_registers_bindings_and_auth_failures() {
         Account::new("mona", "pw-mona", DOMAIN),
     );
     assert_status(&ua.register(&["<sip:mona@192.0.2.1>"], Some(300)), 200);
+    // Gauges are published once a second.
+    crate::support::settle();
+    crate::support::settle();
 
     let (status, text) = get(s.admin(), "/metrics");
     assert_eq!(status, 200, "{text}");
@@ -65,6 +68,8 @@ fn metrics_count_registers_bindings_and_auth_failures() {
 
     // Unregistering everything brings the gauges back to 0.
     assert_status(&ua.register(&["*"], Some(0)), 200);
+    crate::support::settle();
+    crate::support::settle();
     let (_, text) = get(s.admin(), "/metrics");
     assert_eq!(sample(&text, "herald_registrations"), Some(0.0), "{text}");
     assert_eq!(

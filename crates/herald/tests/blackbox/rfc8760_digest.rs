@@ -140,6 +140,7 @@ fn rfc3261_22_1_disabled_user_gets_403() {
     s.home()
         .cli(&["user", "set", &format!("disabled@{DOMAIN}"), "--disable"])
         .success();
+    crate::support::settle();
     let r = ua.register(&["<sip:disabled@192.0.2.1>"], Some(300));
     assert_status(&r, 403);
     assert!(headers(&r, "WWW-Authenticate").is_empty(), "{}", show(&r));
@@ -147,6 +148,7 @@ fn rfc3261_22_1_disabled_user_gets_403() {
     s.home()
         .cli(&["user", "set", &format!("disabled@{DOMAIN}"), "--enable"])
         .success();
+    crate::support::settle();
     assert_status(&ua.register(&["<sip:disabled@192.0.2.1>"], Some(300)), 200);
 }
 

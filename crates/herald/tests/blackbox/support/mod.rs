@@ -1,5 +1,6 @@
 //! What every black-box test module uses: the server process, a SIP client, an HTTP GET.
 
+pub(crate) mod dns;
 pub(crate) mod http;
 pub(crate) mod server;
 pub(crate) mod sip;
@@ -9,6 +10,12 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 pub(crate) use server::{Server, Setup, shared};
 pub(crate) use sip::{Account, Req, SipClient, Ua, assert_status, register_with_digest, show};
+
+/// Waits until a running server has seen a directory change made by a CLI command: the server
+/// checks the store's change token every 250 ms (and publishes gauges once a second).
+pub(crate) fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(600));
+}
 
 /// A loopback source address no other test of this run uses (127.0.N.M): the server keys
 /// throttling and connection limits by source address, so each test that cares gets its own.
