@@ -154,13 +154,26 @@ fn failover_within_one_probe_interval() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    // One interval until the next probe of ex1, plus a debug build's scheduling slack.
+    // One interval until the next probe of ex1, plus a debug build's scheduling slack on a
+    // shared machine.
     assert!(
-        switched <= interval + Duration::from_millis(400),
+        switched <= interval + Duration::from_millis(900),
         "failover took {switched:?}"
     );
-    let list = org.home.cli(&["database", "list"]).success();
-    assert!(list.stdout.contains("failover from ex1"), "{}", list.stdout);
+    // The event reaches the store from its own task, just after the switch itself.
+    let recorded = Instant::now();
+    let list = loop {
+        let list = org.home.cli(&["database", "list"]).success();
+        if list.stdout.contains("failover from ex1") {
+            break list;
+        }
+        assert!(
+            recorded.elapsed() < Duration::from_secs(3),
+            "the failover was not recorded: {}",
+            list.stdout
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(
         list.stdout
             .lines()
