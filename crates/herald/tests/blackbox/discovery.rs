@@ -785,7 +785,9 @@ fn autodiscover_user_resource_does_not_reveal_which_users_exist() {
         assert_eq!(r.status, 200, "{scheme}: {r:?}");
         assert_eq!(
             r.body.replace("nobody", "USER"),
-            known.body.replace(USER.split('@').next().unwrap_or_default(), "USER"),
+            known
+                .body
+                .replace(USER.split('@').next().unwrap_or_default(), "USER"),
             "{scheme}: the documents differ beyond the name"
         );
     }
