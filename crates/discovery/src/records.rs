@@ -586,41 +586,57 @@ impl<'t> Builder<'t> {
         }
         let pool = pool_addresses(&t.pools[0].members);
         let [meet, dialin, admin] = t.simple_urls.hosts.clone();
-        self.claim(
-            Internal,
-            &meet,
-            "Front End pool",
-            &pool,
-            "meeting simple URL",
-        );
-        self.claim(
-            External,
-            &meet,
-            "reverse proxy",
-            &t.reverse_proxy,
-            "meeting simple URL",
-        );
-        self.claim(
-            Internal,
-            &dialin,
-            "Front End pool",
-            &pool,
-            "dial-in simple URL",
-        );
-        self.claim(
-            External,
-            &dialin,
-            "reverse proxy",
-            &t.reverse_proxy,
-            "dial-in simple URL",
-        );
-        self.claim(
-            Internal,
-            &admin,
-            "Front End pool",
-            &pool,
-            "Control Panel simple URL",
-        );
+        let rp = &t.reverse_proxy;
+        for (view, host, label, role, addresses, purpose) in [
+            (
+                Internal,
+                &meet,
+                "meet",
+                "Front End pool",
+                &pool,
+                "meeting simple URL",
+            ),
+            (
+                External,
+                &meet,
+                "meet",
+                "reverse proxy",
+                rp,
+                "meeting simple URL",
+            ),
+            (
+                Internal,
+                &dialin,
+                "dialin",
+                "Front End pool",
+                &pool,
+                "dial-in simple URL",
+            ),
+            (
+                External,
+                &dialin,
+                "dialin",
+                "reverse proxy",
+                rp,
+                "dial-in simple URL",
+            ),
+            (
+                Internal,
+                &admin,
+                "admin",
+                "Front End pool",
+                &pool,
+                "Control Panel simple URL",
+            ),
+        ] {
+            // A simple URL at its default name (`meet.<domain>`) is one of the Lync names, so
+            // `omit_records` removes it like the others; a custom host is the admin's own.
+            let default_name = t.domains.iter().any(|d| d.prefixed(label) == *host);
+            if default_name && self.omitted(view, label) {
+                continue;
+            }
+            self.claim(view, host, role, addresses, purpose);
+        }
     }
 
     fn omitted(&self, view: View, label: &str) -> bool {
@@ -1102,6 +1118,18 @@ mod tests {
         assert!(a(set, View::Internal, "lyncdiscoverinternal.contoso.com").is_empty());
         assert!(srv(set, View::External, "_sip._tls.contoso.com").is_empty());
         assert_eq!(a(set, View::Internal, "sip.contoso.com"), POOL);
+    }
+
+    #[test]
+    fn omit_records_drops_simple_urls_at_their_default_names() {
+        let t = contoso(r#"omit_records = ["meet", "external:dialin", "admin"]"#);
+        let set = t.records();
+        for view in [View::Internal, View::External] {
+            assert!(a(set, view, "meet.contoso.com").is_empty(), "{view:?}");
+            assert!(a(set, view, "admin.contoso.com").is_empty(), "{view:?}");
+        }
+        assert!(a(set, View::External, "dialin.contoso.com").is_empty());
+        assert_eq!(a(set, View::Internal, "dialin.contoso.com"), POOL);
     }
 
     #[test]

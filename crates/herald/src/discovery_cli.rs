@@ -66,6 +66,10 @@ pub(crate) fn discover(args: &DiscoverArgs) -> anyhow::Result<()> {
     } else {
         print!("{}", report.render_text());
     }
+    // Scripts and monitoring see a failed walk in the exit status; the report says why.
+    if report.result.is_none() {
+        bail!("no registrar found for {}", args.user);
+    }
     Ok(())
 }
 
