@@ -74,7 +74,7 @@ impl ParseError {
             from: echo.from,
             to: echo.to,
             call_id: echo.call_id,
-            cseq: echo.cseq,
+            cseq: repaired_cseq(echo.cseq, echo.method.as_deref()),
             extra: Vec::new(),
         })
     }
@@ -183,6 +183,28 @@ impl Rejection {
     }
 }
 
+/// The CSeq to echo. A CSeq that does not parse (the very thing a 400 may be about) would make
+/// the answer unparseable too, so it is rebuilt from its leading number (0 if none fits) and
+/// the request's method: the client matches the answer by its Via branch either way.
+fn repaired_cseq(cseq: Option<Bytes>, method: Option<&[u8]>) -> Option<Bytes> {
+    let value = cseq?;
+    if crate::CSeq::parse(&value, &value).is_ok() {
+        return Some(value);
+    }
+    let method = method?;
+    let digits: Vec<u8> = value
+        .iter()
+        .copied()
+        .take_while(u8::is_ascii_digit)
+        .collect();
+    let seq = scan::parse_u32(&digits).unwrap_or(0);
+    let mut out = BytesMut::with_capacity(12 + method.len());
+    out.put_slice(seq.to_string().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(method);
+    Some(out.freeze())
+}
+
 fn has_tag(to: &Bytes) -> bool {
     match NameAddr::parse_single(to, to, "To") {
         Ok(n) => n.tag().is_some(),
@@ -198,6 +220,8 @@ struct Echo {
     to: Option<Bytes>,
     call_id: Option<Bytes>,
     cseq: Option<Bytes>,
+    /// The request's method token, for a CSeq that has to be repaired.
+    method: Option<Bytes>,
 }
 
 impl Echo {
@@ -209,12 +233,21 @@ impl Echo {
             to: None,
             call_id: None,
             cseq: None,
+            method: None,
         };
         let mut b = &raw[..raw.len().min(MAX_SCAN)];
         while let Some(rest) = b.strip_prefix(b"\r\n") {
             b = rest;
         }
         e.is_response = b.len() >= 4 && b[..4].eq_ignore_ascii_case(b"SIP/");
+        let method = b
+            .split(|&c| c == b' ' || c == b'\r' || c == b'\n')
+            .next()
+            .unwrap_or_default();
+        if !e.is_response && !method.is_empty() && method.iter().all(|&c| scan::is(c, scan::TOKEN))
+        {
+            e.method = Some(Bytes::copy_from_slice(method));
+        }
         let mut lines = b.split(|&c| c == b'\n').skip(1).peekable();
         while let Some(line) = lines.next() {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
