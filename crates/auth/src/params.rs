@@ -173,7 +173,14 @@ impl<'a> Cursor<'a> {
             }
             bytes.push(byte);
         }
-        String::from_utf8(bytes).map_err(|_| CredentialsError::NotUtf8 { param: lower(name) })
+        let text =
+            String::from_utf8(bytes).map_err(|_| CredentialsError::NotUtf8 { param: lower(name) })?;
+        // C1 controls (U+0080..U+009F) are controls too: refused like the ASCII ones, so every
+        // accepted value prints back unchanged.
+        if text.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(CredentialsError::ControlCharacter { param: lower(name) });
+        }
+        Ok(text)
     }
 
     fn syntax(&self, expected: &'static str) -> CredentialsError {
@@ -221,6 +228,15 @@ mod tests {
         assert_eq!(scheme, "Digest");
         assert_eq!(params[0].value, r#"a"b\c"#);
         assert_eq!(params[1].value, "auth");
+    }
+
+    #[test]
+    fn c1_control_characters_are_refused() {
+        let header = "Digest username=\"a\", uri=\"sip\u{92}x\"";
+        assert!(matches!(
+            crate::Credentials::parse(header.as_bytes()),
+            Err(CredentialsError::ControlCharacter { .. })
+        ));
     }
 
     #[test]
