@@ -173,8 +173,8 @@ impl<'a> Cursor<'a> {
             }
             bytes.push(byte);
         }
-        let text =
-            String::from_utf8(bytes).map_err(|_| CredentialsError::NotUtf8 { param: lower(name) })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| CredentialsError::NotUtf8 { param: lower(name) })?;
         // C1 controls (U+0080..U+009F) are controls too: refused like the ASCII ones, so every
         // accepted value prints back unchanged.
         if text.chars().any(|c| c.is_control() && c != '\t') {
