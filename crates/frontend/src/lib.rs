@@ -180,19 +180,7 @@ impl<F: FlowPath> Frontend<F> {
 
     /// Takes one message from the network.
     pub fn handle_inbound(&mut self, now: Instant, inbound: Inbound<F>) -> Step<F> {
-        let message = match inbound.payload {
-            Payload::Datagram(bytes) => match Message::parse(bytes.clone(), &self.config.limits) {
-                Ok(m) => m,
-                Err(error) => {
-                    return self.reject_unparsed(
-                        &inbound.flow,
-                        inbound.transport,
-                        inbound.peer,
-                        &bytes,
-                        &error,
-                    );
-                }
-            },
+        let message = match inbound.payload.parse_datagram(&self.config.limits) {
             Payload::Parsed(m) => *m,
             Payload::Invalid { bytes, error } => {
                 return self.reject_unparsed(
@@ -203,6 +191,8 @@ impl<F: FlowPath> Frontend<F> {
                     &error,
                 );
             }
+            // parse_datagram leaves no datagram unparsed.
+            Payload::Datagram(_) => return Step::Done,
         };
         match message {
             Message::Response(response) => {

@@ -444,14 +444,7 @@ fn proxy_worker(
 /// waits for the client's ACK of the previous one.
 async fn serve_http(listener: TcpListener, state: ProxyState) {
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, "anchoring proxy: accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (stream, peer) = crate::transport::accept(&listener).await;
         // Best effort: a socket that refuses it still works, only with Nagle's delays.
         let _ = stream.set_nodelay(true);
         let service = proxy::service(state.clone()).with_peer(peer);
@@ -470,14 +463,7 @@ async fn serve_http(listener: TcpListener, state: ProxyState) {
 /// HTTPS: a TLS accept loop feeding the proxy over HTTP/1.1.
 async fn serve_https(listener: TcpListener, acceptor: TlsAcceptor, state: ProxyState) {
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, "anchoring proxy: HTTPS accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (stream, peer) = crate::transport::accept(&listener).await;
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let service = proxy::service(state.clone()).with_peer(peer);

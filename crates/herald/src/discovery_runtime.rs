@@ -197,14 +197,7 @@ fn bind_dns(addr: SocketAddr) -> anyhow::Result<Option<(UdpSocket, TcpListener)>
 /// autodiscover router reads it (it decides the internal or external answer).
 async fn serve_https(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Router) {
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, "HTTPS accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (stream, peer) = crate::transport::accept(&listener).await;
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {

@@ -272,6 +272,21 @@ impl Transports {
     }
 }
 
+/// The next connection on `listener`. Accept errors (out of file descriptors and the like) are
+/// logged and retried after a short pause instead of spinning.
+pub(crate) async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(v) => return v,
+            Err(e) => {
+                let local = listener.local_addr().ok();
+                tracing::warn!(?local, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 /// Binds a UDP socket; `None` for an IPv6 wildcard on a host without IPv6.
 pub(crate) fn bind_udp_socket(addr: SocketAddr) -> anyhow::Result<Option<UdpSocket>> {
     skip_missing_ipv6(addr, bind_udp(addr))
@@ -360,19 +375,8 @@ async fn accept_loop<H: Handler>(
     transports: Arc<Transports>,
     handler: Arc<H>,
 ) {
-    let Ok(local) = listener.local_addr() else {
-        return;
-    };
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(v) => v,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(%local, error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (stream, peer) = accept(&listener).await;
         if !transports.admit(peer) {
             tracing::warn!(%peer, limit = transports.limits.max_connections_per_ip,
                 "connection refused: too many connections from this address");
