@@ -59,9 +59,14 @@ impl Drop for Servers {
 /// DNS, HTTP and HTTPS autodiscover for `topology` on 127.0.0.1; `web` false leaves the web
 /// ports closed (connection refused), as if autodiscover were not deployed.
 async fn start(topology: Arc<Topology>, web: bool) -> Servers {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let dns = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(dns).await.unwrap();
+    // UDP and TCP on one port; the port UDP gets may be taken over TCP, so try another.
+    let (udp, tcp, dns) = loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let dns = udp.local_addr().unwrap();
+        if let Ok(tcp) = TcpListener::bind(dns).await {
+            break (udp, tcp, dns);
+        }
+    };
     let mut tasks = vec![tokio::spawn(serve_dns(
         Arc::new(ZoneSet::new(&topology)),
         vec![udp],

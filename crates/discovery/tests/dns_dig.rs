@@ -45,9 +45,15 @@ fn topology(extra: &str) -> Topology {
 }
 
 async fn start(topology: &Topology) -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).await.unwrap();
+    // UDP and TCP on one port: the port the kernel gives UDP may be taken over TCP by another
+    // test, so try again with a new one.
+    let (udp, tcp, addr) = loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        if let Ok(tcp) = TcpListener::bind(addr).await {
+            break (udp, tcp, addr);
+        }
+    };
     let zones = Arc::new(ZoneSet::new(topology));
     let task = tokio::spawn(serve_dns(zones, vec![udp], vec![tcp]));
     (addr, task)
