@@ -21,6 +21,12 @@ pub struct FrontendConfig {
     pub transactions: herald_transaction::Config,
     pub digest: DigestConfig,
     pub throttle: ThrottleConfig,
+    /// Hand PUBLISH, SUBSCRIBE and SERVICE to the presence service
+    /// ([`crate::FrontendEvent::Service`]); without one they are answered 405.
+    pub presence: bool,
+    /// Peers whose requests are served without authentication (an SBC, a load generator):
+    /// the user is the one the request names. Empty by default.
+    pub trusted_networks: Vec<ipnet::IpNet>,
 }
 
 /// A configuration the pipeline cannot run with.
@@ -36,6 +42,11 @@ impl FrontendConfig {
     /// Whether `domain` (lower-case) is one of ours.
     pub fn serves(&self, domain: &str) -> bool {
         self.domains.iter().any(|d| d == domain)
+    }
+
+    /// Whether requests from `ip` skip authentication.
+    pub fn is_trusted(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted_networks.iter().any(|n| n.contains(&ip))
     }
 
     /// The Digest realm for users of `domain`.

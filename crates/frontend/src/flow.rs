@@ -11,6 +11,10 @@ pub trait FlowPath: Clone + Eq + Hash + Debug {
     /// For a datagram flow, the same socket towards another address; `None` for a connection,
     /// whose answers always go back over the connection itself.
     fn datagram_to(&self, peer: SocketAddr) -> Option<Self>;
+
+    /// Whether the flow delivers reliably (a connection): requests sent over it are not
+    /// retransmitted (RFC 3261 §17.1.2.2).
+    fn is_reliable(&self) -> bool;
 }
 
 /// Where the responses to `request` go. Over a connection: back over it. Over UDP: to the

@@ -20,7 +20,7 @@ mod flow;
 mod register;
 mod validate;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -34,8 +34,9 @@ use herald_sip::{
     Disposition, HeaderName, Message, Method, ParseError, Request, Response, Transport,
 };
 use herald_transaction::{
-    Error as TransactionError, LegacyKeyParts, MethodKind, ServerId, ServerKey, ServerVerdict,
-    TransactionId, TransactionLayer,
+    ClientId, ClientKey, ClientVerdict, Error as TransactionError, Event as TransactionEvent,
+    LegacyKeyParts, MethodKind, ServerId, ServerKey, ServerVerdict, TransactionId,
+    TransactionLayer,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -131,7 +132,8 @@ struct Pending<F> {
     request: Request,
     flow: F,
     peer: SocketAddr,
-    credentials: DigestCredentials,
+    /// `None` for a request from a trusted network, served without authentication.
+    credentials: Option<DigestCredentials>,
     realm: String,
 }
 
@@ -141,6 +143,38 @@ struct Pending<F> {
 pub enum FrontendEvent<F> {
     /// A registration changed.
     Registrar(RegistrarEvent<F>),
+    /// An authenticated request for the presence service, which runs beside the sharded
+    /// pipeline: answer it with [`Frontend::respond`]. Its server transaction stays open
+    /// meanwhile and absorbs retransmissions.
+    Service(Box<ServiceRequest<F>>),
+    /// A request started with [`Frontend::send_request`] ended: its final status, or 408 when
+    /// no final response came in time (RFC 3261 §8.1.3.1).
+    RequestOutcome {
+        /// The token given to [`Frontend::send_request`].
+        token: u64,
+        /// The final status code.
+        status: u16,
+    },
+}
+
+/// A request handed to a service outside the pipeline, already authenticated.
+#[derive(Debug, Clone)]
+pub struct ServiceRequest<F> {
+    /// Where the answer goes.
+    pub reply_to: ReplyTo,
+    /// The request.
+    pub request: Request,
+    /// Who sent it, as authentication established (or, from a trusted network, as From says).
+    pub user: herald_registrar::Aor,
+    /// The flow it came on: later requests to the sender (NOTIFY) go back over it.
+    pub flow: F,
+}
+
+/// Names the server transaction of a [`ServiceRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyTo {
+    id: ServerId,
+    request_tagged: bool,
 }
 
 /// The request pipeline. Generic over the runtime's flow handle `F`.
@@ -153,6 +187,8 @@ pub struct Frontend<F: FlowPath> {
     rng: StdRng,
     transmits: VecDeque<Transmit<F>>,
     events: VecDeque<FrontendEvent<F>>,
+    /// The caller's tokens of the client transactions it started.
+    client_tokens: HashMap<ClientId, u64>,
     counters: Counters,
 }
 
@@ -173,6 +209,7 @@ impl<F: FlowPath> Frontend<F> {
             rng: StdRng::from_os_rng(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            client_tokens: HashMap::new(),
             counters: Counters::new(),
             config,
         })
@@ -224,7 +261,18 @@ impl<F: FlowPath> Frontend<F> {
                 return;
             }
         };
-        let c = &pending.credentials;
+        let Some(c) = &pending.credentials else {
+            // A trusted peer: the user it names must exist and be enabled, nothing more.
+            match user.filter(|u| u.enabled) {
+                Some(user) => self.dispatch_authenticated(now, pending, &user),
+                None => {
+                    let r = Response::for_request(&pending.request, 404, "Not Found")
+                        .header(HeaderName::Warning, "399 herald \"no such user\"");
+                    self.answer(now, pending.id, &pending.request, r);
+                }
+            }
+            return;
+        };
         let stored = user.as_ref().filter(|u| u.enabled).and_then(|u| {
             let wanted = credentials::stored_algorithm(c.algorithm(), &c.username)?;
             u.credentials
@@ -313,6 +361,52 @@ impl<F: FlowPath> Frontend<F> {
         self.drain_registrar(now);
     }
 
+    /// Answers a [`ServiceRequest`]. Adds `Server` and, unless `dialog_tag_set` says the
+    /// service already put its own To tag (a dialog it created, whose tag its later requests
+    /// carry), a To tag of ours.
+    pub fn respond(
+        &mut self,
+        now: Instant,
+        reply_to: ReplyTo,
+        response: herald_sip::ResponseBuilder,
+        dialog_tag_set: bool,
+    ) {
+        let (status, bytes) = self.finish(reply_to.request_tagged || dialog_tag_set, response);
+        if let Err(e) = self
+            .transactions
+            .send_response(now, reply_to.id, status, bytes)
+        {
+            tracing::debug!(error = %e, status, "response not sent by the transaction layer");
+        }
+        self.drain_transaction_events();
+    }
+
+    /// Sends a request of our own (a NOTIFY) through a client transaction: retransmitted over
+    /// datagram flows, timed out after 64*T1. `request` must carry a top Via with `branch` and
+    /// `method` in its CSeq, so responses find the transaction; the runtime must route those
+    /// responses to this core. The final outcome comes back as
+    /// [`FrontendEvent::RequestOutcome`] with `token`.
+    ///
+    /// # Errors
+    /// The transaction layer refused it (too many client transactions, a branch in use).
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        flow: F,
+        branch: &str,
+        method: &Method,
+        request: Bytes,
+        token: u64,
+    ) -> Result<(), TransactionError> {
+        let reliable = flow.is_reliable();
+        let key = ClientKey::new(branch, method_kind(method));
+        let id = self
+            .transactions
+            .start_client(now, key, flow, reliable, request)?;
+        self.client_tokens.insert(id, token);
+        Ok(())
+    }
+
     /// The next message to write.
     pub fn poll_transmit(&mut self) -> Option<Transmit<F>> {
         if let Some(t) = self.transmits.pop_front() {
@@ -345,7 +439,7 @@ impl<F: FlowPath> Frontend<F> {
     /// Runs every timer that is due.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.transactions.handle_timeout(now);
-        while self.transactions.poll_event().is_some() {}
+        self.drain_transaction_events();
         self.registrar.handle_timeout(now);
         self.drain_registrar(now);
         self.digest.handle_timeout(now);
@@ -405,13 +499,48 @@ impl<F: FlowPath> Frontend<F> {
     }
 
     fn on_response(&mut self, now: Instant, response: &Response) {
-        // herald sends no requests yet but NOTIFY will; a response that matches no client
-        // transaction is a stray and is dropped (RFC 3261 §17.1.3).
+        // A response that matches no client transaction is a stray and is dropped (RFC 3261
+        // §17.1.3).
         let Some(branch) = response.top_via().branch() else {
             return;
         };
-        let key = herald_transaction::ClientKey::new(branch, method_kind(&response.cseq().method));
-        let _ = self.transactions.on_response(now, &key, response.status());
+        let key = ClientKey::new(branch, method_kind(&response.cseq().method));
+        let status = response.status();
+        if let ClientVerdict::Deliver(id) | ClientVerdict::NeedAck(id) =
+            self.transactions.on_response(now, &key, status)
+            && status >= 200
+            && let Some(token) = self.client_tokens.remove(&id)
+        {
+            self.events
+                .push_back(FrontendEvent::RequestOutcome { token, status });
+        }
+        self.drain_transaction_events();
+    }
+
+    /// Reports client transactions that timed out or failed as outcomes, and forgets ended ones.
+    fn drain_transaction_events(&mut self) {
+        while let Some(event) = self.transactions.poll_event() {
+            let (id, status) = match event {
+                TransactionEvent::TimedOut {
+                    id: TransactionId::Client(id),
+                    ..
+                } => (id, 408),
+                TransactionEvent::TransportError {
+                    id: TransactionId::Client(id),
+                } => (id, 503),
+                TransactionEvent::Terminated {
+                    id: TransactionId::Client(id),
+                } => {
+                    self.client_tokens.remove(&id);
+                    continue;
+                }
+                _ => continue,
+            };
+            if let Some(token) = self.client_tokens.remove(&id) {
+                self.events
+                    .push_back(FrontendEvent::RequestOutcome { token, status });
+            }
+        }
     }
 
     fn on_request(
@@ -493,6 +622,33 @@ impl<F: FlowPath> Frontend<F> {
                 .to_owned(),
         };
 
+        if self.config.is_trusted(peer.ip()) {
+            let identity = match request.method() {
+                Method::Register => request.to(),
+                _ => request.from(),
+            };
+            let user = identity
+                .uri()
+                .sip()
+                .and_then(|u| herald_directory::Aor::parse(&u.aor()).ok());
+            let Some(user) = user.filter(|u| self.config.serves(u.domain().as_str())) else {
+                let r = Response::for_request(&request, 404, "Not Found")
+                    .header(HeaderName::Warning, "399 herald \"not a user of ours\"");
+                self.answer(now, id, &request, r);
+                return Step::Done;
+            };
+            return Step::Lookup(Box::new(Lookup {
+                user,
+                pending: Pending {
+                    id,
+                    request,
+                    flow,
+                    peer,
+                    credentials: None,
+                    realm,
+                },
+            }));
+        }
         let kind = ChallengeKind::for_method(request.method().as_str());
         let credentials_header = match kind {
             ChallengeKind::Www => HeaderName::Authorization,
@@ -568,7 +724,7 @@ impl<F: FlowPath> Frontend<F> {
                 request,
                 flow,
                 peer,
-                credentials,
+                credentials: Some(credentials),
                 realm,
             },
         }))
@@ -600,9 +756,27 @@ impl<F: FlowPath> Frontend<F> {
                 let r = validate::options_response(&request, &self.config);
                 self.answer(now, id, &request, r);
             }
+            Method::Publish | Method::Subscribe | Method::Service if self.config.presence => {
+                let Some(aor) = register::registrar_aor(user) else {
+                    let r = Response::for_request(&request, 500, "Server Internal Error");
+                    self.answer(now, id, &request, r);
+                    return;
+                };
+                let reply_to = ReplyTo {
+                    id,
+                    request_tagged: request.to().tag().is_some(),
+                };
+                self.events
+                    .push_back(FrontendEvent::Service(Box::new(ServiceRequest {
+                        reply_to,
+                        request,
+                        user: aor,
+                        flow,
+                    })));
+            }
             _ => {
                 // validate::check only lets the methods above through.
-                let r = validate::method_not_allowed(&request);
+                let r = validate::method_not_allowed(&request, &self.config);
                 self.answer(now, id, &request, r);
             }
         }
@@ -637,8 +811,8 @@ impl<F: FlowPath> Frontend<F> {
         // gets a fresh challenge, and no transaction holds memory for the 64*T1 of Timer J for
         // every client that has not authenticated yet.
         self.transactions.abort(TransactionId::Server(id));
-        while self.transactions.poll_event().is_some() {}
-        let (_, bytes) = self.finish(request, r);
+        self.drain_transaction_events();
+        let (_, bytes) = self.finish(request.to().tag().is_some(), r);
         self.transmits.push_back(Transmit {
             flow: destination,
             bytes,
@@ -654,16 +828,17 @@ impl<F: FlowPath> Frontend<F> {
         request: &Request,
         response: herald_sip::ResponseBuilder,
     ) {
-        let (status, bytes) = self.finish(request, response);
+        let (status, bytes) = self.finish(request.to().tag().is_some(), response);
         if let Err(e) = self.transactions.send_response(now, id, status, bytes) {
             tracing::debug!(error = %e, status, "response not sent by the transaction layer");
         }
     }
 
-    /// Adds what every response of ours carries (Server, a To tag) and counts it.
-    fn finish(&mut self, request: &Request, response: herald_sip::ResponseBuilder) -> (u16, Bytes) {
+    /// Adds what every response of ours carries (Server, a To tag unless `tagged`) and counts
+    /// it.
+    fn finish(&mut self, tagged: bool, response: herald_sip::ResponseBuilder) -> (u16, Bytes) {
         let mut response = response.header(HeaderName::Server, &self.config.server_header);
-        if request.to().tag().is_none() {
+        if !tagged {
             response = response.to_tag(&self.new_tag());
         }
         let status = response.status();

@@ -33,11 +33,7 @@ pub(crate) fn handle<F: FlowPath>(
             "399 herald \"credentials do not belong to the address being registered\"",
         );
     }
-    let Ok(aor) = Aor::parse(&format!(
-        "{}@{}",
-        user.aor.user(),
-        user.aor.domain().as_str()
-    )) else {
+    let Some(aor) = registrar_aor(user) else {
         return Response::for_request(request, 500, "Server Internal Error");
     };
     let contacts = match request.contacts() {
@@ -94,6 +90,16 @@ pub(crate) fn handle<F: FlowPath>(
             r
         }
     }
+}
+
+/// The directory user's address in the registrar's (and presence engine's) form.
+pub(crate) fn registrar_aor(user: &User) -> Option<Aor> {
+    Aor::parse(&format!(
+        "{}@{}",
+        user.aor.user(),
+        user.aor.domain().as_str()
+    ))
+    .ok()
 }
 
 /// A Contact value as the registrar stores it: the URI, its comparison key (RFC 3261 §19.1.4

@@ -6,7 +6,19 @@ use herald_sip::{HeaderName, Method, Request, Response, ResponseBuilder, Uri};
 use crate::config::FrontendConfig;
 
 /// The methods herald answers itself; others get 405 (known) or 501 (unknown).
-pub(crate) const ALLOWED_METHODS: &str = "REGISTER, OPTIONS, ACK, CANCEL";
+const ALLOWED_METHODS: &str = "REGISTER, OPTIONS, ACK, CANCEL";
+/// The same with the presence service attached.
+const ALLOWED_METHODS_WITH_PRESENCE: &str =
+    "REGISTER, OPTIONS, ACK, CANCEL, SUBSCRIBE, PUBLISH, SERVICE";
+
+/// The `Allow` header value for this configuration.
+pub(crate) fn allowed_methods(config: &FrontendConfig) -> &'static str {
+    if config.presence {
+        ALLOWED_METHODS_WITH_PRESENCE
+    } else {
+        ALLOWED_METHODS
+    }
+}
 
 /// An error answer decided before authentication.
 pub(crate) struct Rejection {
@@ -46,18 +58,17 @@ impl Rejection {
 /// method (§8.2.1), Request-URI scheme, hop count, required extensions (§8.2.2), content
 /// encoding (§8.2.3); then the
 /// shape of a REGISTER (§10.3 steps 2–3 need a SIP To and parseable Contacts).
-pub(crate) fn check(request: &Request, _config: &FrontendConfig) -> Option<Rejection> {
+pub(crate) fn check(request: &Request, config: &FrontendConfig) -> Option<Rejection> {
+    let allow = allowed_methods(config);
     match request.method() {
         Method::Register | Method::Options | Method::Cancel | Method::Ack => {}
+        Method::Publish | Method::Subscribe | Method::Service if config.presence => {}
         Method::Extension(_) => {
-            return Some(
-                Rejection::new(501, "Not Implemented").with(HeaderName::Allow, ALLOWED_METHODS),
-            );
+            return Some(Rejection::new(501, "Not Implemented").with(HeaderName::Allow, allow));
         }
         _ => {
-            return Some(
-                Rejection::new(405, "Method Not Allowed").with(HeaderName::Allow, ALLOWED_METHODS),
-            );
+            // NOTIFY and BENOTIFY to the server among them: herald is never a subscriber.
+            return Some(Rejection::new(405, "Method Not Allowed").with(HeaderName::Allow, allow));
         }
     }
     let uri = request.uri();
@@ -168,9 +179,9 @@ pub(crate) fn digest_uri_matches(request: &Request, digest_uri: &str) -> bool {
 }
 
 /// The answer to an OPTIONS addressed to the server: what it can do.
-pub(crate) fn options_response(request: &Request, _config: &FrontendConfig) -> ResponseBuilder {
+pub(crate) fn options_response(request: &Request, config: &FrontendConfig) -> ResponseBuilder {
     let mut r = Response::for_request(request, 200, "OK")
-        .header(HeaderName::Allow, ALLOWED_METHODS)
+        .header(HeaderName::Allow, allowed_methods(config))
         .header(HeaderName::AcceptEncoding, "identity");
     for token in herald_registrar::response::SUPPORTED {
         r = r.header(HeaderName::Supported, token);
@@ -179,7 +190,7 @@ pub(crate) fn options_response(request: &Request, _config: &FrontendConfig) -> R
 }
 
 /// 405 with the methods herald does answer.
-pub(crate) fn method_not_allowed(request: &Request) -> ResponseBuilder {
+pub(crate) fn method_not_allowed(request: &Request, config: &FrontendConfig) -> ResponseBuilder {
     Response::for_request(request, 405, "Method Not Allowed")
-        .header(HeaderName::Allow, ALLOWED_METHODS)
+        .header(HeaderName::Allow, allowed_methods(config))
 }

@@ -31,6 +31,12 @@ pub(crate) enum Command {
     /// Manage the SIP domains the server is authoritative for.
     #[command(subcommand)]
     Domain(DomainCommand),
+    /// The live presence of a user (asks the running server).
+    #[command(subcommand)]
+    Presence(crate::presence_cli::PresenceCommand),
+    /// Users' contact lists (through the running server).
+    #[command(subcommand)]
+    Contact(crate::presence_cli::ContactCommand),
     /// Maintain the directory store itself.
     #[command(subcommand)]
     Directory(DirectoryCommand),

@@ -32,6 +32,60 @@ pub(crate) struct Config {
     /// The mailbox-anchoring front door (Exchange Client Access); off while `listen` is empty.
     #[serde(default)]
     pub(crate) anchor: AnchorConfig,
+    /// Presence: publications, subscriptions and contact lists.
+    #[serde(default)]
+    pub(crate) presence: PresenceConfig,
+}
+
+/// The presence service's limits and behaviour. Every key is optional; the defaults are
+/// Lync's (see `herald_presence::engine::EngineConfig`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct PresenceConfig {
+    /// Shortest subscription accepted (seconds); shorter ones get 423.
+    pub(crate) min_subscription_expires: u32,
+    /// Subscription length when the client names none.
+    pub(crate) default_subscription_expires: u32,
+    /// Longest subscription granted.
+    pub(crate) max_subscription_expires: u32,
+    /// Shortest PUBLISH expiry accepted (seconds).
+    pub(crate) min_publication_expires: u32,
+    /// Longest PUBLISH expiry granted.
+    pub(crate) max_publication_expires: u32,
+    /// Contacts one user may keep (at most 1000).
+    pub(crate) max_contacts: u32,
+    /// Presentities one user may watch through persistent subscriptions.
+    pub(crate) max_subscriptions_per_user: u32,
+    /// Persistent watchers one presentity may have.
+    pub(crate) max_watchers_per_presentity: u32,
+    /// Notify with BENOTIFY the subscribers that offer `ms-benotify`.
+    pub(crate) benotify: bool,
+    /// Answer new subscriptions 202 as RFC 3265 did (old SIPp scenarios wait for it).
+    pub(crate) legacy_202: bool,
+    /// Minutes without input after which an endpoint that reports idleness shows Inactive.
+    pub(crate) idle_minutes: u32,
+    /// Further minutes until it shows Away.
+    pub(crate) away_minutes: u32,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        let e = herald_presence::engine::EngineConfig::default();
+        Self {
+            min_subscription_expires: e.subscription_expiry.min,
+            default_subscription_expires: e.subscription_expiry.default,
+            max_subscription_expires: e.subscription_expiry.max,
+            min_publication_expires: e.publication_expiry.min,
+            max_publication_expires: e.publication_expiry.max,
+            max_contacts: e.max_contacts,
+            max_subscriptions_per_user: e.max_subscriptions_per_user,
+            max_watchers_per_presentity: e.max_watchers_per_presentity,
+            benotify: e.benotify,
+            legacy_202: e.legacy_202,
+            idle_minutes: u32::try_from(e.idle.active_to_idle.as_secs() / 60).unwrap_or(5),
+            away_minutes: u32::try_from(e.idle.idle_to_away.as_secs() / 60).unwrap_or(15),
+        }
+    }
 }
 
 /// The SIP service: listeners, the domain it is authoritative for and the registrar's limits.
@@ -96,6 +150,10 @@ pub(crate) struct SipConfig {
     /// Failed authentications tolerated per user or address before back-off starts.
     #[serde(default = "default_auth_failures")]
     pub(crate) auth_failures_before_backoff: u32,
+    /// Networks (CIDR) whose requests are served without authentication, as the user the
+    /// request names: trusted peers such as an SBC or a load generator. Empty by default.
+    #[serde(default)]
+    pub(crate) trusted_networks: Vec<ipnet::IpNet>,
 }
 
 /// The authoritative DNS service for the SIP domains (split view by client address).

@@ -9,6 +9,8 @@ mod cli;
 mod config;
 mod discovery_cli;
 mod discovery_runtime;
+mod presence_cli;
+mod presence_runtime;
 mod serve;
 mod sip_runtime;
 mod tls;
@@ -64,6 +66,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dag(c) => anchor_cli::dag(&config, c),
         Command::Database(c) => anchor_cli::database(&config, c),
         Command::Mailbox(c) => anchor_cli::mailbox(&config, c),
+        Command::Presence(c) => presence_cli::presence(&config, c),
+        Command::Contact(c) => presence_cli::contact(&config, c),
         Command::Discover(_) | Command::MailboxServer(_) => Ok(()),
     }
 }

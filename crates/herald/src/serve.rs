@@ -7,6 +7,7 @@ use anyhow::Context;
 use herald_auth::{DigestConfig, ThrottleConfig};
 use herald_directory::Directory;
 use herald_frontend::{Frontend, FrontendConfig};
+use herald_presence::engine::{Engine, EngineConfig, ExpiryBounds, MemoryStore};
 use herald_registrar::RegistrarConfig;
 use herald_sip::Limits;
 use tokio_rustls::TlsAcceptor;
@@ -16,9 +17,10 @@ use crate::admin_cli::{open_directory, seed};
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::discovery_runtime::{self, DiscoveryListeners, ListenerFacts};
+use crate::presence_runtime;
 use crate::sip_runtime::SipRuntime;
 use crate::tls;
-use crate::transport::{Listeners, TransportLimits};
+use crate::transport::{BoundAddrs, Listeners, TransportLimits};
 
 pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let metrics = admin::install_metrics()?;
@@ -61,19 +63,31 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
         .map(|_| Frontend::new(frontend_config(&config, &limits, shards), secret, epoch))
         .collect::<Result<Vec<_>, _>>()
         .context("invalid [sip] settings")?;
-    let runtime = SipRuntime::new(cores, limits.clone(), directory);
+    let runtime = SipRuntime::new(cores, limits.clone(), directory.clone());
+    let host = advertised_host(&config);
     let transports = listeners.start(
         TransportLimits {
             idle_timeout: config.idle_timeout(),
             max_connections_per_ip: config.sip.max_connections_per_ip,
-            sip: limits,
+            sip: limits.clone(),
+            host: host.clone(),
         },
         tls_acceptor.clone(),
         runtime.clone(),
     )?;
     runtime.attach(transports);
+    let engine = Engine::new(
+        engine_config(&config, &bound, &host),
+        Box::new(MemoryStore::new()),
+        Instant::now(),
+        presence_runtime::wall_clock(),
+    )
+    .context("invalid [presence] settings")?;
+    let presence = presence_runtime::start(engine, Arc::downgrade(&runtime))
+        .context("starting the presence thread")?;
+    runtime.attach_presence(presence.clone());
     runtime.spawn_tasks();
-    tokio::spawn(admin::serve(admin_listener, metrics));
+    tokio::spawn(admin::serve(admin_listener, metrics, presence));
     discovery.start(topology.clone(), tls_acceptor.clone());
     let anchor = crate::anchor_runtime::start(&config, tls_acceptor, &topology).await?;
 
@@ -155,6 +169,72 @@ fn frontend_config(config: &Config, limits: &Limits, shards: usize) -> FrontendC
             max_failures: config.sip.auth_failures_before_backoff,
             ..ThrottleConfig::default()
         },
+        presence: true,
+        trusted_networks: config.sip.trusted_networks.clone(),
+    }
+}
+
+/// The name this server goes by where an address is not enough: in the Via of its own
+/// requests when a listener is bound to a wildcard, and in its Contact.
+fn advertised_host(config: &Config) -> String {
+    config
+        .topology
+        .server_fqdn
+        .clone()
+        .unwrap_or_else(|| format!("sip.{}", config.sip.domain))
+}
+
+/// The presence engine's settings from `[presence]` and the listeners really bound.
+fn engine_config(config: &Config, bound: &BoundAddrs, host: &str) -> EngineConfig {
+    let p = &config.presence;
+    let defaults = EngineConfig::default();
+    // The Contact of our dialogs: where in-dialog requests (re-SUBSCRIBE) may be sent. UDP is
+    // what SIMPLE clients use; Lync clients keep their one TLS connection whatever it says.
+    let contact = [
+        ("udp", &bound.udp),
+        ("tcp", &bound.tcp),
+        ("tls", &bound.tls),
+    ]
+    .into_iter()
+    .find_map(|(proto, addrs)| addrs.first().map(|a| (proto, *a)))
+    .map_or_else(
+        || format!("<sip:{host};transport=tls>"),
+        |(proto, addr)| {
+            let at = if addr.ip().is_unspecified() {
+                format!("{host}:{}", addr.port())
+            } else {
+                addr.to_string()
+            };
+            format!("<sip:{at};transport={proto}>")
+        },
+    );
+    EngineConfig {
+        subscription_expiry: ExpiryBounds {
+            min: p.min_subscription_expires,
+            default: p.default_subscription_expires,
+            max: p.max_subscription_expires,
+        },
+        publication_expiry: ExpiryBounds {
+            min: p.min_publication_expires,
+            default: defaults.publication_expiry.default.clamp(
+                p.min_publication_expires,
+                p.max_publication_expires.max(p.min_publication_expires),
+            ),
+            max: p.max_publication_expires,
+        },
+        idle: herald_presence::aggregate::IdlePolicy {
+            active_to_idle: Duration::from_secs(u64::from(p.idle_minutes) * 60),
+            idle_to_away: Duration::from_secs(u64::from(p.away_minutes) * 60),
+        },
+        max_contacts: p.max_contacts,
+        max_subscriptions_per_user: p.max_subscriptions_per_user,
+        max_watchers_per_presentity: p.max_watchers_per_presentity,
+        benotify: p.benotify,
+        legacy_202: p.legacy_202,
+        local_domains: config.domains().map(str::to_owned).collect(),
+        contact,
+        seed: rand::random(),
+        ..defaults
     }
 }
 

@@ -10,17 +10,26 @@
 //! deadline.
 
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use herald_directory::Directory;
-use herald_frontend::{Frontend, FrontendEvent, Lookup, Payload, Step, Transmit};
-use herald_sip::{Message, Method};
+use herald_frontend::{
+    Frontend, FrontendEvent, Lookup, Payload, ReplyTo, ServiceRequest, Step, Transmit,
+};
+use herald_presence::engine::{NotifyId, OutboundRequest};
+use herald_sip::{HeaderName, Message, Method, Response, ResponseBuilder};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::presence_runtime::{Input, PresenceHandle};
 use crate::transport::{Flow, Handler, Inbound, Transports};
 use crate::user_cache::UserCache;
+
+/// Every branch of a request herald originates starts with this and the number of the shard
+/// whose client transaction sent it, so its responses find their way back to that shard.
+const BRANCH_PREFIX: &str = "z9hG4bKh";
 
 /// One core and the wake-up of its timer task.
 struct Shard {
@@ -38,6 +47,9 @@ pub(crate) struct SipRuntime {
     cache_hits: metrics::Counter,
     cache_misses: metrics::Counter,
     transports: OnceLock<Arc<Transports>>,
+    presence: OnceLock<PresenceHandle>,
+    /// Spreads the NOTIFY client transactions over the shards.
+    next_notify_shard: AtomicUsize,
 }
 
 impl SipRuntime {
@@ -61,12 +73,71 @@ impl SipRuntime {
             cache_misses: metrics::counter!("herald_directory_lookups_total", "source" => "store"),
             directory,
             transports: OnceLock::new(),
+            presence: OnceLock::new(),
+            next_notify_shard: AtomicUsize::new(0),
         })
     }
 
     /// Connects the runtime to the started transports; messages are only sent after this.
     pub(crate) fn attach(&self, transports: Arc<Transports>) {
         let _ = self.transports.set(transports);
+    }
+
+    /// Connects the presence service; PUBLISH, SUBSCRIBE and SERVICE are answered 503 before.
+    pub(crate) fn attach_presence(&self, presence: PresenceHandle) {
+        let _ = self.presence.set(presence);
+    }
+
+    /// Sends the presence service's answer to a request that shard `shard` handed over.
+    pub(crate) fn respond(
+        &self,
+        shard: usize,
+        reply_to: ReplyTo,
+        response: ResponseBuilder,
+        dialog_tag_set: bool,
+    ) {
+        self.with_core(shard, |core| {
+            core.respond(Instant::now(), reply_to, response, dialog_tag_set);
+        });
+    }
+
+    /// Starts a NOTIFY's client transaction on some shard; its outcome is reported to the
+    /// presence service as `id`.
+    pub(crate) fn send_notify(&self, flow: Flow, request: &OutboundRequest, id: NotifyId) {
+        let Some(transports) = self.transports.get() else {
+            return;
+        };
+        let shard = self.next_notify_shard.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+        let branch = format!("{BRANCH_PREFIX}{shard}x{:016x}", rand::random::<u64>());
+        let bytes = request.with_via(&transports.via(flow, &branch));
+        let started = self.with_core(shard, |core| {
+            core.send_request(
+                Instant::now(),
+                flow,
+                &branch,
+                request.method(),
+                bytes,
+                id.get(),
+            )
+        });
+        if let Err(e) = started {
+            tracing::debug!(error = %e, "NOTIFY not sent");
+            if let Some(p) = self.presence.get() {
+                p.send(Input::Outcome { id, status: 503 });
+            }
+        }
+    }
+
+    /// Sends a request nobody answers (BENOTIFY, MS-SIP §3.5) once, outside any transaction.
+    pub(crate) fn send_unanswered(&self, flow: Flow, request: &OutboundRequest) {
+        let Some(transports) = self.transports.get() else {
+            return;
+        };
+        let branch = format!("{BRANCH_PREFIX}x{:016x}", rand::random::<u64>());
+        let bytes = request.with_via(&transports.via(flow, &branch));
+        if let Err(e) = transports.send(flow, bytes) {
+            tracing::debug!(?flow, error = %e, "BENOTIFY not sent");
+        }
     }
 
     /// Starts the background tasks: a timer per core, the gauges, the directory cache.
@@ -125,6 +196,7 @@ impl SipRuntime {
     fn with_core<R>(&self, shard: usize, f: impl FnOnce(&mut Frontend<Flow>) -> R) -> R {
         let s = &self.shards[shard];
         let mut out: Vec<Transmit<Flow>> = Vec::new();
+        let mut events: Vec<FrontendEvent<Flow>> = Vec::new();
         let result = {
             let mut core = s.core.lock();
             let result = f(&mut core);
@@ -132,7 +204,7 @@ impl SipRuntime {
                 out.push(t);
             }
             while let Some(event) = core.poll_event() {
-                log_event(&event);
+                events.push(event);
             }
             result
         };
@@ -144,7 +216,46 @@ impl SipRuntime {
             }
         }
         s.wake.notify_one();
+        for event in events {
+            self.on_event(shard, event);
+        }
         result
+    }
+
+    /// Passes what a core reported on to the presence service (outside the core's lock).
+    fn on_event(&self, shard: usize, event: FrontendEvent<Flow>) {
+        let presence = self.presence.get();
+        match event {
+            FrontendEvent::Registrar(e) => {
+                log_event(&e);
+                if let Some(p) = presence {
+                    p.send(Input::Registrar(e));
+                }
+            }
+            FrontendEvent::Service(request) => {
+                let refused = match presence {
+                    Some(p) => p.request(shard, request).err(),
+                    None => Some(request),
+                };
+                if let Some(refused) = refused {
+                    let ServiceRequest {
+                        reply_to, request, ..
+                    } = *refused;
+                    let r = Response::for_request(&request, 503, "Service Unavailable")
+                        .header(HeaderName::RetryAfter, "5");
+                    self.respond(shard, reply_to, r, false);
+                }
+            }
+            FrontendEvent::RequestOutcome { token, status } => {
+                if let Some(p) = presence {
+                    p.send(Input::Outcome {
+                        id: NotifyId::from_raw(token),
+                        status,
+                    });
+                }
+            }
+            _ => {}
+        }
     }
 
     fn lookup(self: &Arc<Self>, shard: usize, lookup: Lookup<Flow>) {
@@ -186,6 +297,17 @@ impl SipRuntime {
         let Payload::Parsed(message) = payload else {
             return 0;
         };
+        if let Message::Response(r) = message.as_ref() {
+            // Responses to our own requests go to the shard whose transaction sent them.
+            return r
+                .top_via()
+                .branch()
+                .and_then(|b| b.strip_prefix(BRANCH_PREFIX))
+                .and_then(|rest| rest.split_once('x'))
+                .and_then(|(shard, _)| shard.parse::<usize>().ok())
+                .filter(|s| *s < n)
+                .unwrap_or(0);
+        }
         let about = match message.as_ref() {
             Message::Request(r) if matches!(r.method(), Method::Register) => r.to(),
             m => m.from(),
@@ -239,11 +361,8 @@ impl Handler for SipRuntime {
     }
 }
 
-fn log_event(event: &FrontendEvent<Flow>) {
+fn log_event(e: &herald_frontend::RegistrarEvent<Flow>) {
     use herald_frontend::RegistrarEvent as E;
-    let FrontendEvent::Registrar(e) = event else {
-        return;
-    };
     match e {
         E::EndpointRegistered { aor, endpoint, .. } => {
             metrics::counter!("herald_registrations_total").increment(1);

@@ -37,6 +37,10 @@ impl FlowPath for Flow {
             Self::Stream { .. } => None,
         }
     }
+
+    fn is_reliable(&self) -> bool {
+        matches!(self, Self::Stream { .. })
+    }
 }
 
 /// The transport protocol a listener speaks.
@@ -86,11 +90,16 @@ pub(crate) struct TransportLimits {
     pub(crate) idle_timeout: Duration,
     pub(crate) max_connections_per_ip: usize,
     pub(crate) sip: Limits,
+    /// The name put in the Via of our own requests when a listener is bound to a wildcard
+    /// address, whose real address the peer's answer could not be sent to.
+    pub(crate) host: String,
 }
 
 /// The set of open sockets and connections.
 pub(crate) struct Transports {
     udp: Vec<Arc<UdpSocket>>,
+    /// `SIP/2.0/UDP host:port` of each UDP socket, for the Via of our own requests.
+    udp_via: Vec<String>,
     conns: Mutex<HashMap<u64, Connection>>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     next_conn: AtomicU64,
@@ -100,6 +109,8 @@ pub(crate) struct Transports {
 struct Connection {
     tx: mpsc::Sender<Bytes>,
     close: Arc<tokio::sync::Notify>,
+    /// `SIP/2.0/TCP addr` or `SIP/2.0/TLS addr` with the connection's local address.
+    via: String,
 }
 
 /// Messages queued for one connection before it counts as not reading.
@@ -170,8 +181,16 @@ impl Listeners {
             anyhow::bail!("TLS listeners need a certificate");
         }
         let udp: Vec<Arc<UdpSocket>> = self.udp.into_iter().map(Arc::new).collect();
+        let udp_via = udp
+            .iter()
+            .map(|s| {
+                let local = s.local_addr()?;
+                Ok(via_value(TransportKind::Udp, local, &limits.host))
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
         let transports = Arc::new(Transports {
             udp: udp.clone(),
+            udp_via,
             conns: Mutex::new(HashMap::new()),
             per_ip: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
@@ -207,6 +226,17 @@ impl Listeners {
 }
 
 impl Transports {
+    /// The Via value (without parameters other than `branch` and `rport`) for a request of
+    /// ours sent over `flow`: where the peer must send its answer.
+    pub(crate) fn via(&self, flow: Flow, branch: &str) -> String {
+        let sent = match flow {
+            Flow::Udp { socket, .. } => self.udp_via.get(usize::from(socket)).cloned(),
+            Flow::Stream { conn } => self.conns.lock().get(&conn).map(|c| c.via.clone()),
+        };
+        let sent = sent.unwrap_or_else(|| format!("SIP/2.0/UDP {}", self.limits.host));
+        format!("{sent};branch={branch};rport")
+    }
+
     /// Writes one message over a flow. Never blocks: a stream whose queue is full loses the
     /// message (the transaction layer retransmits or times out) rather than stalling the server.
     pub(crate) fn send(&self, flow: Flow, bytes: Bytes) -> Result<(), SendError> {
@@ -284,6 +314,20 @@ pub(crate) async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, So
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// `SIP/2.0/<proto> <addr>`, with `host` standing in for a wildcard address.
+fn via_value(kind: TransportKind, local: SocketAddr, host: &str) -> String {
+    let proto = match kind {
+        TransportKind::Udp => "UDP",
+        TransportKind::Tcp => "TCP",
+        TransportKind::Tls => "TLS",
+    };
+    if local.ip().is_unspecified() {
+        format!("SIP/2.0/{proto} {host}:{}", local.port())
+    } else {
+        format!("SIP/2.0/{proto} {local}")
     }
 }
 
@@ -385,16 +429,30 @@ async fn accept_loop<H: Handler>(
             continue;
         }
         let _ = stream.set_nodelay(true);
+        let Ok(local) = stream.local_addr() else {
+            continue;
+        };
         let transports = transports.clone();
         let handler = handler.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
             match tls {
-                None => serve_stream(stream, TransportKind::Tcp, peer, &transports, &handler).await,
+                None => {
+                    serve_stream(
+                        stream,
+                        TransportKind::Tcp,
+                        local,
+                        peer,
+                        &transports,
+                        &handler,
+                    )
+                    .await
+                }
                 Some(acceptor) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(s)) => {
-                            serve_stream(s, TransportKind::Tls, peer, &transports, &handler).await
+                            serve_stream(s, TransportKind::Tls, local, peer, &transports, &handler)
+                                .await
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -409,6 +467,7 @@ async fn accept_loop<H: Handler>(
 async fn serve_stream<S, H>(
     stream: S,
     kind: TransportKind,
+    local: SocketAddr,
     peer: SocketAddr,
     transports: &Arc<Transports>,
     handler: &Arc<H>,
@@ -418,6 +477,7 @@ async fn serve_stream<S, H>(
 {
     let conn = transports.next_conn.fetch_add(1, Ordering::Relaxed);
     let flow = Flow::Stream { conn };
+    let via = via_value(kind, local, &transports.limits.host);
     let (tx, rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
     let close = Arc::new(tokio::sync::Notify::new());
     transports.conns.lock().insert(
@@ -425,6 +485,7 @@ async fn serve_stream<S, H>(
         Connection {
             tx: tx.clone(),
             close: close.clone(),
+            via,
         },
     );
     metrics::gauge!("herald_connections").increment(1.0);

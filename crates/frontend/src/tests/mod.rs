@@ -43,6 +43,10 @@ impl FlowPath for TestFlow {
             Self::Conn(_) => None,
         }
     }
+
+    fn is_reliable(&self) -> bool {
+        matches!(self, Self::Conn(_))
+    }
 }
 
 /// The domain herald serves; also the realm (no override is configured).
@@ -75,6 +79,8 @@ fn config() -> FrontendConfig {
         transactions: herald_transaction::Config::default(),
         digest: DigestConfig::default(),
         throttle: ThrottleConfig::default(),
+        presence: false,
+        trusted_networks: Vec::new(),
     }
 }
 

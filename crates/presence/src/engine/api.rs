@@ -93,9 +93,15 @@ impl Reply {
 pub struct NotifyId(pub(crate) u64);
 
 impl NotifyId {
-    /// The number, for logs.
+    /// The number, for logs and for runtimes that carry it through their transaction layer.
     pub fn get(self) -> u64 {
         self.0
+    }
+
+    /// The id whose number is `n` (from [`NotifyId::get`]). An id the engine did not issue is
+    /// ignored when reported.
+    pub const fn from_raw(n: u64) -> Self {
+        Self(n)
     }
 }
 

@@ -1,0 +1,271 @@
+//! The presence service's thread: owns the [`Engine`], takes requests, registrar events and
+//! NOTIFY outcomes from the SIP pipeline's shards, and sends what the engine decides.
+//!
+//! The engine is one state for the whole server (a presentity's watchers come from every
+//! shard), so it runs on one OS thread of its own that the shards feed through a channel: no
+//! lock around it, and the store writes it makes before a 200 (issue 3 point 7) never stall a
+//! tokio worker. Ordering holds where it matters: one shard's inputs arrive in the order the
+//! shard produced them, and a request's reply is handed back to its shard before any NOTIFY the
+//! request caused is started, so the 200 precedes the first NOTIFY on the wire.
+
+use std::sync::Weak;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use herald_frontend::ServiceRequest;
+use herald_presence::Timestamp;
+use herald_presence::categories::roaming::{ContactList, GroupId};
+use herald_presence::engine::{
+    AuthenticatedRequest, ContactError, EndpointKey, Engine, NotifyId, Outbound, OutboundKind,
+    PresenceReport, RegistrarEvent,
+};
+use herald_registrar::Aor;
+use tokio::sync::oneshot;
+
+use crate::sip_runtime::SipRuntime;
+use crate::transport::Flow;
+
+/// Inputs queued for the presence thread before requests are refused with 503: a burst of
+/// several seconds at the rates the engine sustains.
+const QUEUE: usize = 65_536;
+const THREAD_NAME: &str = "presence";
+
+/// What the presence thread is asked to do.
+pub(crate) enum Input {
+    /// A PUBLISH, SUBSCRIBE or SERVICE from shard `shard`.
+    Request {
+        shard: usize,
+        request: Box<ServiceRequest<Flow>>,
+    },
+    /// A registration changed.
+    Registrar(RegistrarEvent<Flow>),
+    /// A NOTIFY's client transaction ended with `status` (408 for a timeout).
+    Outcome { id: NotifyId, status: u16 },
+    /// An admin query or change.
+    Admin(AdminCommand),
+}
+
+/// Admin requests answered by the thread (the `herald presence` and `herald contact`
+/// commands reach these through the admin listener).
+pub(crate) enum AdminCommand {
+    Report {
+        user: Aor,
+        reply: oneshot::Sender<Option<PresenceReport>>,
+    },
+    Contacts {
+        user: Aor,
+        reply: oneshot::Sender<Result<ContactList, String>>,
+    },
+    AddContact {
+        user: Aor,
+        contact: Aor,
+        name: Option<String>,
+        group: Option<GroupId>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    RemoveContact {
+        user: Aor,
+        contact: Aor,
+        reply: oneshot::Sender<Result<bool, String>>,
+    },
+}
+
+/// The shards' handle on the presence thread.
+#[derive(Clone)]
+pub(crate) struct PresenceHandle {
+    tx: SyncSender<Input>,
+}
+
+impl PresenceHandle {
+    /// Queues a request; `Err` gives it back when the thread is overloaded (answer 503).
+    pub(crate) fn request(
+        &self,
+        shard: usize,
+        request: Box<ServiceRequest<Flow>>,
+    ) -> Result<(), Box<ServiceRequest<Flow>>> {
+        match self.tx.try_send(Input::Request { shard, request }) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(Input::Request { request, .. })) => Err(request),
+            Err(TrySendError::Disconnected(Input::Request { request, .. })) => Err(request),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Queues an input that must not be lost (registrar events, NOTIFY outcomes): waits for
+    /// room when the queue is full. Callers hold no shard lock, so the wait cannot deadlock;
+    /// the presence thread itself (which reaches the shards to send) never waits on its own
+    /// queue: what it cannot queue is dropped, and the engine's own NOTIFY bookkeeping
+    /// times it out.
+    pub(crate) fn send(&self, input: Input) {
+        if std::thread::current().name() == Some(THREAD_NAME) {
+            let _ = self.tx.try_send(input);
+        } else {
+            let _ = self.tx.send(input);
+        }
+    }
+
+    /// Asks the thread something for the admin listener.
+    pub(crate) async fn admin(&self, command: AdminCommand) -> bool {
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || tx.send(Input::Admin(command)).is_ok())
+            .await
+            .unwrap_or(false)
+    }
+}
+
+/// Starts the presence thread around `engine`. It stops when every handle is dropped.
+pub(crate) fn start(
+    engine: Engine<Flow>,
+    sip: Weak<SipRuntime>,
+) -> std::io::Result<PresenceHandle> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+    let tokio = tokio::runtime::Handle::current();
+    std::thread::Builder::new()
+        .name(THREAD_NAME.into())
+        .spawn(move || {
+            // Sends may spawn a tokio task (a UDP socket that would block), so the thread runs
+            // inside the runtime's context.
+            let _guard = tokio.enter();
+            PresenceThread { engine, sip }.run(&rx);
+        })?;
+    Ok(PresenceHandle { tx })
+}
+
+struct PresenceThread {
+    engine: Engine<Flow>,
+    sip: Weak<SipRuntime>,
+}
+
+impl PresenceThread {
+    fn run(mut self, rx: &Receiver<Input>) {
+        let gauge = metrics::gauge!("herald_presence_subscriptions");
+        let users = metrics::gauge!("herald_presence_users");
+        loop {
+            let input = match self.engine.poll_timeout() {
+                Some(at) => {
+                    let wait = at.saturating_duration_since(Instant::now());
+                    match rx.recv_timeout(wait) {
+                        Ok(input) => Some(input),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                None => match rx.recv() {
+                    Ok(input) => Some(input),
+                    Err(_) => break,
+                },
+            };
+            let Some(sip) = self.sip.upgrade() else { break };
+            let now = Instant::now();
+            if let Some(input) = input {
+                self.handle(now, &sip, input);
+            }
+            if self.engine.poll_timeout().is_some_and(|at| at <= now) {
+                self.engine.handle_timeout(now);
+            }
+            while let Some(out) = self.engine.poll_outbound() {
+                send_outbound(&sip, out);
+            }
+            gauge.set(self.engine.subscription_count() as f64);
+            users.set(self.engine.user_count() as f64);
+        }
+        tracing::debug!("presence thread stopped");
+    }
+
+    fn handle(&mut self, now: Instant, sip: &SipRuntime, input: Input) {
+        match input {
+            Input::Request { shard, request } => {
+                let ServiceRequest {
+                    reply_to,
+                    request,
+                    user,
+                    flow,
+                } = *request;
+                let endpoint = EndpointKey::from_request(&request);
+                let reply = self.engine.handle_request(
+                    now,
+                    AuthenticatedRequest {
+                        request,
+                        user,
+                        flow,
+                        endpoint,
+                    },
+                );
+                let tagged = reply.dialog_tag.is_some();
+                sip.respond(shard, reply_to, reply.response, tagged);
+            }
+            Input::Registrar(event) => self.engine.on_registrar_event(now, event),
+            Input::Outcome { id, status } => {
+                if status == 408 || status == 503 {
+                    self.engine.on_notify_timeout(now, id);
+                } else {
+                    self.engine.on_notify_response(now, id, status);
+                }
+            }
+            Input::Admin(command) => self.admin(now, command),
+        }
+    }
+
+    fn admin(&mut self, now: Instant, command: AdminCommand) {
+        match command {
+            AdminCommand::Report { user, reply } => {
+                let _ = reply.send(self.engine.report(now, &user));
+            }
+            AdminCommand::Contacts { user, reply } => {
+                let list = self
+                    .engine
+                    .contact_list(now, &user)
+                    .map_err(|e| e.to_string());
+                let _ = reply.send(list);
+            }
+            AdminCommand::AddContact {
+                user,
+                contact,
+                name,
+                group,
+                reply,
+            } => {
+                let r = self
+                    .engine
+                    .add_contact(now, &user, &contact, name.as_deref(), group)
+                    .map_err(|e: ContactError| e.to_string());
+                let _ = reply.send(r);
+            }
+            AdminCommand::RemoveContact {
+                user,
+                contact,
+                reply,
+            } => {
+                let r = self
+                    .engine
+                    .remove_contact(now, &user, &contact)
+                    .map_err(|e| e.to_string());
+                let _ = reply.send(r);
+            }
+        }
+    }
+}
+
+/// Hands one engine request to the wire: a NOTIFY through a client transaction of some shard
+/// (whose id comes back as the outcome), a BENOTIFY straight to the transport.
+fn send_outbound(sip: &SipRuntime, out: Outbound<Flow>) {
+    let Outbound {
+        flow,
+        kind,
+        request,
+    } = out;
+    match kind {
+        OutboundKind::Notify(id) => sip.send_notify(flow, &request, id),
+        OutboundKind::Benotify => sip.send_unanswered(flow, &request),
+        _ => {}
+    }
+}
+
+/// The wall clock as the engine stamps documents with it.
+pub(crate) fn wall_clock() -> Timestamp {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis();
+    Timestamp::from_unix_millis(i64::try_from(ms).unwrap_or(i64::MAX))
+}
