@@ -49,6 +49,16 @@ pub enum Error {
         mailbox: String,
     },
 
+    /// Adding a contact would make the user's contact list longer than the limit the caller
+    /// gave (the presence engine's `max_contacts`).
+    #[error("the contact list of {user} is full ({max} contacts)")]
+    ContactListFull {
+        /// Whose list.
+        user: String,
+        /// The limit.
+        max: usize,
+    },
+
     /// Input did not parse into the directory's typed values (a bad AOR, hostname, display
     /// name or credential). Raised before the store is touched.
     #[error("invalid {field}: {reason}")]
@@ -110,6 +120,8 @@ pub enum EntityKind {
     Domain,
     /// A user, keyed by AOR.
     User,
+    /// A group of a user's contact list, keyed by its id and the user.
+    ContactGroup,
 }
 
 impl fmt::Display for EntityKind {
@@ -117,6 +129,7 @@ impl fmt::Display for EntityKind {
         f.write_str(match self {
             Self::Domain => "domain",
             Self::User => "user",
+            Self::ContactGroup => "contact group",
         })
     }
 }

@@ -17,6 +17,14 @@
 //! mailboxes owned by the directory's users, previous-mailbox info, Active Manager's
 //! active-copy map and event log, the audit log; schema migration 3). A write through either
 //! trait moves [`Directory::change_token`].
+//!
+//! It also holds the presence engine's persistent data (schema migration 4): each user's
+//! contact list, privacy containers and static publications, through
+//! [`SqliteDirectory::presence_store`] (a [`herald_presence::engine::PresenceStore`]) and the
+//! contact-list commands [`SqliteDirectory::contact_list`], [`SqliteDirectory::add_contact`]
+//! and [`SqliteDirectory::remove_contact`]. Removing a user removes them. The contact-list
+//! commands move [`Directory::change_token`]; the engine's own writes (every status or note
+//! change) do not, so they do not flush caches of directory data.
 
 #![warn(missing_docs)]
 
@@ -30,7 +38,7 @@ pub use error::{EntityKind, Error};
 pub use model::{
     Aor, Credential, CredentialAlgorithm, DisplayName, Domain, NewUser, User, UserQuery,
 };
-pub use sqlite::{OpenOptions, Prepared, SchemaUpgrade, SqliteDirectory};
+pub use sqlite::{OpenOptions, Prepared, SchemaUpgrade, SqliteDirectory, SqlitePresenceStore};
 
 /// The user directory as a storage interface.
 ///

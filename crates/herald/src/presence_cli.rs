@@ -2,7 +2,8 @@
 //!
 //! Presence is live state held by the running server, so these commands ask it through the
 //! admin listener (`[http] admin`); contact changes made there reach the user's watchers and
-//! clients at once, which writing the store behind the server's back would not.
+//! clients at once, which writing the store behind the server's back would not. When no
+//! server answers, contact lists are read and changed in the store directly.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -48,9 +49,15 @@ pub(crate) enum ContactCommand {
 pub(crate) fn presence(config: &Config, command: PresenceCommand) -> anyhow::Result<()> {
     match command {
         PresenceCommand::Show { uri } => {
+            let stream = connect(config).with_context(|| {
+                format!(
+                    "herald does not answer on {} ([http] admin); is `herald serve` running?",
+                    config.http.admin
+                )
+            })?;
             print!(
                 "{}",
-                admin_call(config, "GET", &format!("/presence/{}", path(&uri)))?
+                call(stream, "GET", &format!("/presence/{}", path(&uri)))?
             );
         }
     }
@@ -58,6 +65,9 @@ pub(crate) fn presence(config: &Config, command: PresenceCommand) -> anyhow::Res
 }
 
 pub(crate) fn contact(config: &Config, command: ContactCommand) -> anyhow::Result<()> {
+    let Some(stream) = connect(config) else {
+        return contact_offline(config, command);
+    };
     let out = match command {
         ContactCommand::Add {
             user,
@@ -72,22 +82,68 @@ pub(crate) fn contact(config: &Config, command: ContactCommand) -> anyhow::Resul
             if let Some(group) = group {
                 query.push_str(&format!("&group={group}"));
             }
-            admin_call(
-                config,
+            call(
+                stream,
                 "POST",
                 &format!("/contacts/{}?{query}", path(&user)),
             )?
         }
         ContactCommand::List { user } => {
-            admin_call(config, "GET", &format!("/contacts/{}", path(&user)))?
+            call(stream, "GET", &format!("/contacts/{}", path(&user)))?
         }
-        ContactCommand::Remove { user, contact } => admin_call(
-            config,
+        ContactCommand::Remove { user, contact } => call(
+            stream,
             "DELETE",
             &format!("/contacts/{}?contact={}", path(&user), encode(&contact)),
         )?,
     };
     print!("{out}");
+    Ok(())
+}
+
+/// The contact commands against the store, for when the server is not running.
+fn contact_offline(config: &Config, command: ContactCommand) -> anyhow::Result<()> {
+    let directory = crate::admin_cli::open_directory(config)?;
+    let aor = |text: &str| {
+        herald_directory::Aor::parse(text.strip_prefix("sip:").unwrap_or(text))
+            .with_context(|| format!("{text} is not a user@domain address"))
+    };
+    match command {
+        ContactCommand::Add {
+            user,
+            contact,
+            name,
+            group,
+        } => {
+            let group = match group {
+                None => None,
+                Some(g) => Some(
+                    herald_presence::categories::roaming::GroupId::new(g)
+                        .with_context(|| format!("group {g}: groups are numbered 1 to 63"))?,
+                ),
+            };
+            directory.add_contact(
+                &aor(&user)?,
+                &aor(&contact)?,
+                name.as_deref(),
+                group,
+                config.presence.max_contacts as usize,
+            )?;
+            println!("added");
+        }
+        ContactCommand::List { user } => {
+            print!(
+                "{}",
+                render_contacts(&directory.contact_list(&aor(&user)?)?)
+            );
+        }
+        ContactCommand::Remove { user, contact } => {
+            if !directory.remove_contact(&aor(&user)?, &aor(&contact)?)? {
+                bail!("no such contact");
+            }
+            println!("removed");
+        }
+    }
     Ok(())
 }
 
@@ -152,8 +208,8 @@ pub(crate) fn render_contacts(list: &ContactList) -> String {
     out
 }
 
-/// One request to the admin listener of the running server; the answer's body on 2xx.
-fn admin_call(config: &Config, method: &str, target: &str) -> anyhow::Result<String> {
+/// A connection to the running server's admin listener, `None` when nothing answers.
+fn connect(config: &Config) -> Option<TcpStream> {
     let mut addr = config.http.admin;
     if addr.ip().is_unspecified() {
         addr = SocketAddr::new(
@@ -165,14 +221,15 @@ fn admin_call(config: &Config, method: &str, target: &str) -> anyhow::Result<Str
             addr.port(),
         );
     }
-    let mut stream =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).with_context(|| {
-            format!("herald does not answer on {addr} ([http] admin); is `herald serve` running?")
-        })?;
+    TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()
+}
+
+/// One request to the admin listener; the answer's body on 2xx.
+fn call(mut stream: TcpStream, method: &str, target: &str) -> anyhow::Result<String> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         stream,
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {target} HTTP/1.1\r\nHost: herald\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )?;
     let mut raw = Vec::new();
     stream

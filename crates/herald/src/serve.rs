@@ -7,7 +7,7 @@ use anyhow::Context;
 use herald_auth::{DigestConfig, ThrottleConfig};
 use herald_directory::Directory;
 use herald_frontend::{Frontend, FrontendConfig};
-use herald_presence::engine::{Engine, EngineConfig, ExpiryBounds, MemoryStore};
+use herald_presence::engine::{Engine, EngineConfig, ExpiryBounds};
 use herald_registrar::RegistrarConfig;
 use herald_sip::Limits;
 use tokio_rustls::TlsAcceptor;
@@ -24,7 +24,9 @@ use crate::transport::{BoundAddrs, Listeners, TransportLimits};
 
 pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let metrics = admin::install_metrics()?;
-    let directory: Arc<dyn Directory> = Arc::new(open_directory(&config)?);
+    let sqlite = open_directory(&config)?;
+    let presence_store = sqlite.presence_store();
+    let directory: Arc<dyn Directory> = Arc::new(sqlite);
     let demo_users = seed(&config, directory.as_ref(), args.demo)?;
 
     let (listeners, bound) =
@@ -78,7 +80,7 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
     runtime.attach(transports);
     let engine = Engine::new(
         engine_config(&config, &bound, &host),
-        Box::new(MemoryStore::new()),
+        Box::new(presence_store),
         Instant::now(),
         presence_runtime::wall_clock(),
     )

@@ -37,6 +37,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_domains_users_credentials"),
     migration!(2, "0002_credentials_for_aor_usernames"),
     migration!(3, "0003_mailbox_anchoring"),
+    migration!(4, "0004_presence"),
 ];
 
 /// The schema version of `conn`'s store: 0 for a store herald never prepared.

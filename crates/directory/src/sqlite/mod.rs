@@ -12,13 +12,15 @@
 //! - Writes take the write lock up front (`BEGIN IMMEDIATE`), because a read transaction that
 //!   later upgrades can fail with `SQLITE_BUSY` without waiting when another process wrote.
 //! - One connection behind a mutex: SQLite serialises writers anyway and reads are
-//!   microseconds, so a pool would add code without adding throughput that matters here.
+//!   microseconds, so a pool would add code without adding throughput that matters here. The
+//!   presence store ([`SqliteDirectory::presence_store`]) shares it.
 
 mod anchor;
 mod migrations;
+mod presence;
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{
@@ -30,11 +32,13 @@ use crate::{
     Error, NewUser, User, UserQuery, credential_order, normalized_credentials,
 };
 use migrations::{MIGRATIONS, latest_version, migrate, read_version};
+pub use presence::SqlitePresenceStore;
 
 /// A [`Directory`] stored in one SQLite file.
 #[derive(Debug)]
 pub struct SqliteDirectory {
-    conn: Mutex<Connection>,
+    /// Shared with the [`SqlitePresenceStore`]s made from this handle.
+    conn: Arc<Mutex<Connection>>,
     /// Writes made through this handle: SQLite's `data_version` only counts other
     /// connections' commits, and [`Directory::change_token`] must see both.
     local_writes: std::sync::atomic::AtomicU64,
@@ -146,17 +150,14 @@ impl SqliteDirectory {
         enable_wal(&conn, options.busy_timeout)?;
         migrate(&mut conn, MIGRATIONS)?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
             local_writes: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
-    /// The connection. A panic in another thread while holding it cannot leave it mid-write
-    /// (the transaction guard rolls back while unwinding), so a poisoned lock is still usable.
+    /// The connection (see [`lock`]).
     fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.conn)
     }
 
     fn write<T>(
@@ -164,12 +165,7 @@ impl SqliteDirectory {
         what: &'static str,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx(what)?;
-        let out = f(&tx)?;
-        tx.commit().ctx(what)?;
+        let out = write_tx(&self.conn, what, f)?;
         self.note_local_write();
         Ok(out)
     }
@@ -181,14 +177,47 @@ impl SqliteDirectory {
         what: &'static str,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Deferred)
-            .ctx(what)?;
-        let out = f(&tx)?;
-        tx.finish().ctx(what)?;
-        Ok(out)
+        read_tx(&self.conn, what, f)
     }
+}
+
+/// The shared connection. A panic in another thread while holding it cannot leave it
+/// mid-write (the transaction guard rolls back while unwinding), so a poisoned lock is still
+/// usable.
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    conn.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs `f` in one write transaction, taking the write lock up front; committed (and, with
+/// `synchronous=FULL`, on disk) when this returns `Ok`, rolled back otherwise.
+fn write_tx<T>(
+    conn: &Mutex<Connection>,
+    what: &'static str,
+    f: impl FnOnce(&Transaction<'_>) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let mut conn = lock(conn);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .ctx(what)?;
+    let out = f(&tx)?;
+    tx.commit().ctx(what)?;
+    Ok(out)
+}
+
+/// Runs `f` in one read transaction (one snapshot).
+fn read_tx<T>(
+    conn: &Mutex<Connection>,
+    what: &'static str,
+    f: impl FnOnce(&Transaction<'_>) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let mut conn = lock(conn);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Deferred)
+        .ctx(what)?;
+    let out = f(&tx)?;
+    tx.finish().ctx(what)?;
+    Ok(out)
 }
 
 impl Directory for SqliteDirectory {

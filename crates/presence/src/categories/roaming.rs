@@ -316,6 +316,132 @@ impl ContactList {
     }
 }
 
+/// The longest group or contact name a contact list keeps; longer names are cut to this many
+/// characters (what the engine's roaming-contacts methods do).
+const MAX_CONTACT_NAME_CHARS: usize = 256;
+
+/// List editing shared by the engine and by tools that change a stored list without one (the
+/// directory's `herald contact add|remove`), so both shape the list the same way.
+impl ContactList {
+    /// The list of a user who never had one: the default group (id 1, `~`) and `deltaNum` 1
+    /// (MS-SIP requires a non-zero deltaNum).
+    pub fn initial() -> Self {
+        Self {
+            delta_num: 1,
+            groups: vec![Group {
+                id: GroupId::DEFAULT,
+                name: "~".to_owned(),
+                external: String::new(),
+            }],
+            contacts: Vec::new(),
+        }
+    }
+
+    /// Whether the list has group `id`.
+    pub fn has_group(&self, id: GroupId) -> bool {
+        self.groups.iter().any(|g| g.id == id)
+    }
+
+    /// Adds the default group (`~`) if the list lacks it; returns whether it did.
+    pub fn ensure_default_group(&mut self) -> bool {
+        if self.has_group(GroupId::DEFAULT) {
+            return false;
+        }
+        self.groups.insert(
+            0,
+            Group {
+                id: GroupId::DEFAULT,
+                name: "~".to_owned(),
+                external: String::new(),
+            },
+        );
+        true
+    }
+
+    /// The contact whose URI is `uri` (ASCII case ignored), if any.
+    pub fn contact(&self, uri: &str) -> Option<&ContactEntry> {
+        self.contacts
+            .iter()
+            .find(|c| c.uri.eq_ignore_ascii_case(uri))
+    }
+
+    /// Adds a contact, or updates the one with the same URI (ASCII case ignored): its name (if
+    /// `name` is given), groups and subscribed flag. Names are cut to 256
+    /// characters, as the engine cuts them. Does not check that the groups exist.
+    ///
+    /// # Errors
+    /// [`crate::engine::ContactError::Limit`] when adding would make the list longer than
+    /// `max` contacts (updating never fails).
+    pub fn upsert_contact(
+        &mut self,
+        uri: &str,
+        name: Option<&str>,
+        groups: Vec<GroupId>,
+        subscribed: bool,
+        max: usize,
+    ) -> Result<(), crate::engine::ContactError> {
+        if let Some(c) = self
+            .contacts
+            .iter_mut()
+            .find(|c| c.uri.eq_ignore_ascii_case(uri))
+        {
+            if let Some(n) = name {
+                c.name = cut_name(n);
+            }
+            c.groups = groups;
+            c.subscribed = subscribed;
+            return Ok(());
+        }
+        if self.contacts.len() >= max {
+            return Err(crate::engine::ContactError::Limit);
+        }
+        self.contacts.push(ContactEntry {
+            uri: uri.to_owned(),
+            name: name.map(cut_name).unwrap_or_default(),
+            groups,
+            subscribed,
+            external: String::new(),
+        });
+        Ok(())
+    }
+
+    /// What the admin's "add contact" does: [`Self::upsert_contact`] into `group` alone,
+    /// subscribed.
+    ///
+    /// # Errors
+    /// [`crate::engine::ContactError::Group`] if the list has no group `group` (nothing
+    /// changed), [`crate::engine::ContactError::Limit`] if the list is full.
+    pub fn add_contact(
+        &mut self,
+        uri: &str,
+        name: Option<&str>,
+        group: GroupId,
+        max: usize,
+    ) -> Result<(), crate::engine::ContactError> {
+        if !self.has_group(group) {
+            return Err(crate::engine::ContactError::Group(group.value()));
+        }
+        self.upsert_contact(uri, name, vec![group], true, max)
+    }
+
+    /// Removes the contact whose URI is `uri` (ASCII case ignored); returns whether it was
+    /// there.
+    pub fn remove_contact(&mut self, uri: &str) -> bool {
+        let before = self.contacts.len();
+        self.contacts.retain(|c| !c.uri.eq_ignore_ascii_case(uri));
+        self.contacts.len() != before
+    }
+
+    /// Counts one change: `deltaNum` goes up by one, never to 0.
+    pub fn bump_delta(&mut self) {
+        self.delta_num = self.delta_num.wrapping_add(1).max(1);
+    }
+}
+
+fn cut_name(s: &str) -> String {
+    s.chars().take(MAX_CONTACT_NAME_CHARS).collect()
+}
+
 /// `<contactDelta deltaNum prevDeltaNum>`: the changes since `prev_delta_num`, sent instead of
 /// the full list once a client has one (MS-SIP §2.2.4.1; SIPE applies it, sipe-client §3.3).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

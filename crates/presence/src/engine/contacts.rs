@@ -23,7 +23,7 @@ use super::api::{AuthenticatedRequest, Reply};
 use super::reply::{self, plain};
 use super::state::{SubKind, UserId};
 use super::store::StoreError;
-use crate::categories::roaming::{ContactEntry, ContactList, Group, GroupId};
+use crate::categories::roaming::{ContactList, Group, GroupId};
 use crate::containers::strip_sip;
 use crate::xml::{self, Element, XmlWriter};
 
@@ -57,15 +57,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
             let list = self
                 .store
                 .contact_list(&aor)?
-                .unwrap_or_else(|| ContactList {
-                    delta_num: 1,
-                    groups: vec![Group {
-                        id: GroupId::DEFAULT,
-                        name: "~".to_owned(),
-                        external: String::new(),
-                    }],
-                    contacts: Vec::new(),
-                });
+                .unwrap_or_else(ContactList::initial);
             self.user_mut(uid).contacts = Some(list);
         }
         Ok(self
@@ -91,11 +83,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         let max = self.config.max_contacts as usize;
         let uri = format!("sip:{}", contact.as_str());
         let result = self.change_contacts(now, uid, |list| {
-            let group = group.unwrap_or(GroupId::DEFAULT);
-            if !list.groups.iter().any(|g| g.id == group) {
-                return Err(ContactError::Group(group.value()));
-            }
-            upsert_contact(list, &uri, name, vec![group], true, max)?;
+            list.add_contact(&uri, name, group.unwrap_or(GroupId::DEFAULT), max)?;
             Ok(None)
         });
         self.release_idle();
@@ -116,9 +104,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         let uri = format!("sip:{}", contact.as_str());
         let mut found = false;
         let result = self.change_contacts(now, uid, |list| {
-            let before = list.contacts.len();
-            list.contacts.retain(|c| !c.uri.eq_ignore_ascii_case(&uri));
-            found = list.contacts.len() != before;
+            found = list.remove_contact(&uri);
             Ok(None)
         });
         self.release_idle();
@@ -158,7 +144,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
                         None => Err(ContactError::InvalidUri(uri)),
                         Some(uri) => self.change_contacts(now, uid, |list| {
                             let ids = group_ids(list, &groups);
-                            upsert_contact(list, &uri, display.as_deref(), ids, subscribed, max)?;
+                            list.upsert_contact(&uri, display.as_deref(), ids, subscribed, max)?;
                             Ok(None)
                         }),
                     },
@@ -167,7 +153,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
             "deleteContact" => match field(method, "URI").and_then(|u| contact_uri(&u)) {
                 None => Err(ContactError::Missing("URI")),
                 Some(uri) => self.change_contacts(now, uid, |list| {
-                    list.contacts.retain(|c| !c.uri.eq_ignore_ascii_case(&uri));
+                    list.remove_contact(&uri);
                     Ok(None)
                 }),
             },
@@ -245,7 +231,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
     ) -> Result<Option<Bytes>, ContactError> {
         let mut list = self.contacts_of(uid)?.clone();
         let out = f(&mut list)?;
-        list.delta_num = list.delta_num.wrapping_add(1).max(1);
+        list.bump_delta();
         let aor = self.user(uid).aor.clone();
         self.store.save_contact_list(&aor, &list)?;
         let body = list.render();
@@ -258,39 +244,6 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         });
         Ok(out)
     }
-}
-
-fn upsert_contact(
-    list: &mut ContactList,
-    uri: &str,
-    name: Option<&str>,
-    groups: Vec<GroupId>,
-    subscribed: bool,
-    max: usize,
-) -> Result<(), ContactError> {
-    if let Some(c) = list
-        .contacts
-        .iter_mut()
-        .find(|c| c.uri.eq_ignore_ascii_case(uri))
-    {
-        if let Some(n) = name {
-            c.name = cut(n);
-        }
-        c.groups = groups;
-        c.subscribed = subscribed;
-        return Ok(());
-    }
-    if list.contacts.len() >= max {
-        return Err(ContactError::Limit);
-    }
-    list.contacts.push(ContactEntry {
-        uri: uri.to_owned(),
-        name: name.map(cut).unwrap_or_default(),
-        groups,
-        subscribed,
-        external: String::new(),
-    });
-    Ok(())
 }
 
 /// The text of the child element `name` (any namespace, as SIPE writes `m:` prefixes).

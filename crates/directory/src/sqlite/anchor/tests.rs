@@ -108,8 +108,10 @@ fn version_two_store_upgrades_with_its_users() {
         .expect("seeds");
     }
     let dir = SqliteDirectory::open(&path).expect("opens and migrates");
-    assert_eq!(dir.schema_version().expect("reads"), 3);
-    assert_eq!(SqliteDirectory::SCHEMA_VERSION, 3);
+    assert_eq!(
+        dir.schema_version().expect("reads"),
+        SqliteDirectory::SCHEMA_VERSION
+    );
 
     let alice = dir
         .get_user(&Aor::parse("alice@contoso.com").expect("valid"))
