@@ -26,6 +26,9 @@
 //! commands move [`Directory::change_token`]; the engine's own writes (every status or note
 //! change) do not, so they do not flush caches of directory data.
 
+//! Registrations acknowledged with a 200 OK are kept there too ([`RegistrationStore`], schema
+//! migration 5), so that a restart signs nobody out.
+
 #![warn(missing_docs)]
 
 mod error;
@@ -39,6 +42,55 @@ pub use model::{
     Aor, Credential, CredentialAlgorithm, DisplayName, Domain, NewUser, User, UserQuery,
 };
 pub use sqlite::{OpenOptions, Prepared, SchemaUpgrade, SqliteDirectory, SqlitePresenceStore};
+
+/// Where acknowledged registrations are kept across restarts. Only bindings the server can
+/// reach again after a restart are stored (datagram flows; a connection dies with the process).
+pub trait RegistrationStore: Send + Sync {
+    /// Replaces, for each user of `batch`, its stored bindings with the given set (empty:
+    /// none), all in one transaction: durable when this returns `Ok`. Users that no longer
+    /// exist are skipped.
+    ///
+    /// # Errors
+    /// The store could not be written; nothing changed.
+    fn save_registrations(&self, batch: &[(Aor, Vec<StoredBinding>)]) -> Result<(), Error>;
+
+    /// Every stored binding of enabled users that is still valid at `now_ms` (Unix
+    /// milliseconds), grouped by user in registration order; expired ones are deleted.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    fn load_registrations(&self, now_ms: i64) -> Result<Vec<(Aor, Vec<StoredBinding>)>, Error>;
+}
+
+/// One registered contact as the store keeps it: what the registrar needs to rebuild the
+/// binding and the path back to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBinding {
+    /// The Contact URI.
+    pub contact: String,
+    /// Contact header parameters (without `expires`), echoed in 200 OKs.
+    pub params: String,
+    /// `+sip.instance`.
+    pub instance: Option<String>,
+    /// RFC 5626 `reg-id`.
+    pub reg_id: Option<u32>,
+    /// `q` in thousandths.
+    pub q: Option<u16>,
+    /// Lync endpoint id.
+    pub epid: Option<String>,
+    /// The REGISTER's Call-ID.
+    pub call_id: String,
+    /// Its CSeq number.
+    pub cseq: u32,
+    /// When the binding expires, Unix milliseconds.
+    pub expires_at_ms: i64,
+    /// The runtime's description of the flow back to the client.
+    pub flow: String,
+    /// Where the REGISTER came from, for admin views.
+    pub source: String,
+    /// The client's User-Agent.
+    pub user_agent: Option<String>,
+}
 
 /// The user directory as a storage interface.
 ///

@@ -27,6 +27,9 @@ pub struct FrontendConfig {
     /// Peers whose requests are served without authentication (an SBC, a load generator):
     /// the user is the one the request names. Empty by default.
     pub trusted_networks: Vec<ipnet::IpNet>,
+    /// Hold each REGISTER's 200 OK until its bindings are stored
+    /// ([`crate::FrontendEvent::Persist`]), so nothing acknowledged is lost on restart.
+    pub persist_registrations: bool,
 }
 
 /// A configuration the pipeline cannot run with.

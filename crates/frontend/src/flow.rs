@@ -15,6 +15,14 @@ pub trait FlowPath: Clone + Eq + Hash + Debug {
     /// Whether the flow delivers reliably (a connection): requests sent over it are not
     /// retransmitted (RFC 3261 §17.1.2.2).
     fn is_reliable(&self) -> bool;
+
+    /// A description of the flow that stays valid across a restart, for flows that do
+    /// (a datagram path: our socket and the peer's address); `None` for a connection, which
+    /// dies with the process. Bindings over such flows are stored so a restart signs nobody out.
+    fn persistent(&self) -> Option<String>;
+
+    /// The flow a [`FlowPath::persistent`] description names, if it still can.
+    fn from_persistent(text: &str) -> Option<Self>;
 }
 
 /// Where the responses to `request` go. Over a connection: back over it. Over UDP: to the

@@ -147,6 +147,9 @@ pub enum FrontendEvent<F> {
     /// pipeline: answer it with [`Frontend::respond`]. Its server transaction stays open
     /// meanwhile and absorbs retransmissions.
     Service(Box<ServiceRequest<F>>),
+    /// A REGISTER changed the user's bindings: store `bindings` as the user's whole set, then
+    /// send `ok` with [`Frontend::respond`] (or `failed` if the store refused).
+    Persist(Box<PersistRegistration>),
     /// A request started with [`Frontend::send_request`] ended: its final status, or 408 when
     /// no final response came in time (RFC 3261 §8.1.3.1).
     RequestOutcome {
@@ -170,6 +173,21 @@ pub struct ServiceRequest<F> {
     pub flow: F,
 }
 
+/// A REGISTER's answer held until its bindings are stored.
+#[derive(Debug, Clone)]
+pub struct PersistRegistration {
+    /// Where the answer goes.
+    pub reply_to: ReplyTo,
+    /// The 200 OK.
+    pub ok: herald_sip::ResponseBuilder,
+    /// The answer if the store fails (500, so the client retries).
+    pub failed: herald_sip::ResponseBuilder,
+    /// The user.
+    pub aor: herald_directory::Aor,
+    /// Every binding of the user the store should keep (those over datagram flows).
+    pub bindings: Vec<herald_directory::StoredBinding>,
+}
+
 /// Names the server transaction of a [`ServiceRequest`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplyTo {
@@ -189,6 +207,8 @@ pub struct Frontend<F: FlowPath> {
     events: VecDeque<FrontendEvent<F>>,
     /// The caller's tokens of the client transactions it started.
     client_tokens: HashMap<ClientId, u64>,
+    /// An instant and the Unix time in milliseconds at that instant, for stored expiries.
+    wall: (Instant, i64),
     counters: Counters,
 }
 
@@ -210,6 +230,7 @@ impl<F: FlowPath> Frontend<F> {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             client_tokens: HashMap::new(),
+            wall: (now, 0),
             counters: Counters::new(),
             config,
         })
@@ -361,6 +382,38 @@ impl<F: FlowPath> Frontend<F> {
         self.drain_registrar(now);
     }
 
+    /// Tells the core the wall-clock time (Unix milliseconds) at `now`, for the expiry times
+    /// of stored registrations.
+    pub fn set_wall_clock(&mut self, now: Instant, unix_ms: i64) {
+        self.wall = (now, unix_ms);
+    }
+
+    /// Re-creates a binding a previous run stored (see [`FrontendEvent::Persist`]). Bindings
+    /// that expired or whose flow cannot be rebuilt are skipped.
+    pub fn restore(
+        &mut self,
+        now: Instant,
+        aor: &herald_directory::Aor,
+        stored: &herald_directory::StoredBinding,
+    ) {
+        let left_ms = stored.expires_at_ms.saturating_sub(self.unix_ms(now));
+        let (Some(flow), Some(aor)) = (F::from_persistent(&stored.flow), register::aor_of(aor))
+        else {
+            return;
+        };
+        if left_ms <= 0 {
+            return;
+        }
+        let secs = u32::try_from((left_ms + 999) / 1000).unwrap_or(u32::MAX);
+        if let Err(e) = self
+            .registrar
+            .restore(now, register::restored_request(aor, stored, flow, secs))
+        {
+            tracing::warn!(error = %e, contact = %stored.contact, "stored registration not restored");
+        }
+        self.drain_registrar(now);
+    }
+
     /// Answers a [`ServiceRequest`]. Adds `Server` and, unless `dialog_tag_set` says the
     /// service already put its own To tag (a dialog it created, whose tag its later requests
     /// carry), a To tag of ours.
@@ -454,6 +507,39 @@ impl<F: FlowPath> Frontend<F> {
     /// Live server transactions, for metrics.
     pub fn transaction_count(&self) -> usize {
         self.transactions.server_count() + self.transactions.client_count()
+    }
+
+    /// The user's bindings as the store keeps them: those over flows that outlive a restart.
+    fn stored_bindings(&self, now: Instant, user: &User) -> Vec<herald_directory::StoredBinding> {
+        let Some(aor) = register::registrar_aor(user) else {
+            return Vec::new();
+        };
+        let now_ms = self.unix_ms(now);
+        self.registrar
+            .bindings(&aor)
+            .filter_map(|b| {
+                Some(herald_directory::StoredBinding {
+                    flow: b.flow().persistent()?,
+                    contact: b.contact().to_owned(),
+                    params: b.contact_params().to_owned(),
+                    instance: b.instance().map(str::to_owned),
+                    reg_id: b.reg_id(),
+                    q: b.q(),
+                    epid: b.epid().map(str::to_owned),
+                    call_id: b.call_id().to_owned(),
+                    cseq: b.cseq(),
+                    expires_at_ms: now_ms.saturating_add(millis(b.expires_at(), now)),
+                    source: b.source().to_owned(),
+                    user_agent: b.user_agent().map(str::to_owned),
+                })
+            })
+            .collect()
+    }
+
+    /// Unix milliseconds at `now`, from the wall clock the runtime set.
+    fn unix_ms(&self, now: Instant) -> i64 {
+        let (base, base_ms) = self.wall;
+        base_ms.saturating_add(millis(now, base))
     }
 
     fn drain_registrar(&mut self, _now: Instant) {
@@ -749,7 +835,26 @@ impl<F: FlowPath> Frontend<F> {
                     flow,
                     peer,
                 );
-                self.answer(now, id, &request, r);
+                // A query (no Contact) changes nothing worth storing.
+                let changes = r.status() == 200 && request.header(HeaderName::Contact).is_some();
+                if self.config.persist_registrations && changes {
+                    let bindings = self.stored_bindings(now, user);
+                    let failed = Response::for_request(&request, 500, "Server Internal Error")
+                        .header(HeaderName::RetryAfter, "5");
+                    self.events
+                        .push_back(FrontendEvent::Persist(Box::new(PersistRegistration {
+                            reply_to: ReplyTo {
+                                id,
+                                request_tagged: request.to().tag().is_some(),
+                            },
+                            ok: r,
+                            failed,
+                            aor: user.aor.clone(),
+                            bindings,
+                        })));
+                } else {
+                    self.answer(now, id, &request, r);
+                }
                 self.drain_registrar(now);
             }
             Method::Options => {
@@ -975,6 +1080,11 @@ fn outcome_label(outcome: Outcome) -> &'static str {
 /// One throttle entry per account, whatever case the client spelled the name in.
 fn throttle_key(aor: &herald_directory::Aor) -> String {
     format!("{}@{}", aor.user_key(), aor.domain().as_str())
+}
+
+/// Milliseconds from `from` to `to`, 0 if `to` is earlier.
+fn millis(to: Instant, from: Instant) -> i64 {
+    i64::try_from(to.saturating_duration_since(from).as_millis()).unwrap_or(i64::MAX)
 }
 
 fn retry_after_secs(d: Duration) -> u64 {

@@ -94,12 +94,38 @@ pub(crate) fn handle<F: FlowPath>(
 
 /// The directory user's address in the registrar's (and presence engine's) form.
 pub(crate) fn registrar_aor(user: &User) -> Option<Aor> {
-    Aor::parse(&format!(
-        "{}@{}",
-        user.aor.user(),
-        user.aor.domain().as_str()
-    ))
-    .ok()
+    aor_of(&user.aor)
+}
+
+/// A directory address in the registrar's form.
+pub(crate) fn aor_of(aor: &herald_directory::Aor) -> Option<Aor> {
+    Aor::parse(&format!("{}@{}", aor.user(), aor.domain().as_str())).ok()
+}
+
+/// The REGISTER that re-creates a stored binding with `secs` left.
+pub(crate) fn restored_request<F>(
+    aor: Aor,
+    stored: &herald_directory::StoredBinding,
+    flow: F,
+    secs: u32,
+) -> RegisterRequest<F> {
+    let mut binding = ContactBinding::new(stored.contact.clone());
+    binding.params = stored.params.clone();
+    binding.expires = Some(secs);
+    binding.q = stored.q;
+    binding.instance = stored.instance.clone();
+    binding.reg_id = stored.reg_id;
+    RegisterRequest {
+        aor,
+        call_id: stored.call_id.clone(),
+        cseq: stored.cseq,
+        contacts: vec![Contact::Binding(binding)],
+        expires: None,
+        flow,
+        source: stored.source.clone(),
+        user_agent: stored.user_agent.clone(),
+        epid: stored.epid.clone(),
+    }
 }
 
 /// A Contact value as the registrar stores it: the URI, its comparison key (RFC 3261 §19.1.4

@@ -11,6 +11,7 @@ mod discovery_cli;
 mod discovery_runtime;
 mod presence_cli;
 mod presence_runtime;
+mod registration_writer;
 mod serve;
 mod sip_runtime;
 mod tls;

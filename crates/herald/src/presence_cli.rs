@@ -154,8 +154,8 @@ pub(crate) fn render_report(report: &PresenceReport) -> String {
     let _ = writeln!(out, "{}", report.uri);
     let _ = write!(
         out,
-        "  availability: {} ({})",
-        report.availability,
+        "  availability: {:?} ({})",
+        report.availability.band(),
         report.availability.value()
     );
     if let Some(activity) = &report.activity {
@@ -173,7 +173,7 @@ pub(crate) fn render_report(report: &PresenceReport) -> String {
             let _ = write!(out, " endpoint={endpoint}");
         }
         if let Some(a) = p.availability {
-            let _ = write!(out, " availability={a} ({})", a.value());
+            let _ = write!(out, " availability={:?} ({})", a.band(), a.value());
         }
         out.push('\n');
     }

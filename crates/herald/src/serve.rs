@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use herald_auth::{DigestConfig, ThrottleConfig};
-use herald_directory::Directory;
+use herald_directory::{Directory, RegistrationStore};
 use herald_frontend::{Frontend, FrontendConfig};
 use herald_presence::engine::{Engine, EngineConfig, ExpiryBounds};
 use herald_registrar::RegistrarConfig;
@@ -18,15 +18,17 @@ use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::discovery_runtime::{self, DiscoveryListeners, ListenerFacts};
 use crate::presence_runtime;
+use crate::registration_writer;
 use crate::sip_runtime::SipRuntime;
 use crate::tls;
 use crate::transport::{BoundAddrs, Listeners, TransportLimits};
 
 pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let metrics = admin::install_metrics()?;
-    let sqlite = open_directory(&config)?;
+    let sqlite = Arc::new(open_directory(&config)?);
     let presence_store = sqlite.presence_store();
-    let directory: Arc<dyn Directory> = Arc::new(sqlite);
+    let registration_store: Arc<dyn RegistrationStore> = sqlite.clone();
+    let directory: Arc<dyn Directory> = sqlite;
     let demo_users = seed(&config, directory.as_ref(), args.demo)?;
 
     let (listeners, bound) =
@@ -65,8 +67,37 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
         .map(|_| Frontend::new(frontend_config(&config, &limits, shards), secret, epoch))
         .collect::<Result<Vec<_>, _>>()
         .context("invalid [sip] settings")?;
+    let (now, unix_ms) = (Instant::now(), presence_runtime::wall_clock().unix_millis());
+    let cores = cores
+        .into_iter()
+        .map(|mut core| {
+            core.set_wall_clock(now, unix_ms);
+            core
+        })
+        .collect();
     let runtime = SipRuntime::new(cores, limits.clone(), directory.clone());
     let host = advertised_host(&config);
+    let engine = Engine::new(
+        engine_config(&config, &bound, &host),
+        Box::new(presence_store),
+        Instant::now(),
+        presence_runtime::wall_clock(),
+    )
+    .context("invalid [presence] settings")?;
+    let presence = presence_runtime::start(engine, Arc::downgrade(&runtime))
+        .context("starting the presence thread")?;
+    runtime.attach_presence(presence.clone());
+    // Registrations acknowledged before the last stop come back before any traffic is taken.
+    let stored = registration_store
+        .load_registrations(unix_ms)
+        .context("reading the stored registrations")?;
+    runtime.restore(&stored);
+    if !stored.is_empty() {
+        tracing::info!(users = stored.len(), "restored stored registrations");
+    }
+    let writer = registration_writer::start(registration_store, Arc::downgrade(&runtime))
+        .context("starting the registration writer")?;
+    runtime.attach_registrations(writer);
     let transports = listeners.start(
         TransportLimits {
             idle_timeout: config.idle_timeout(),
@@ -78,16 +109,6 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
         runtime.clone(),
     )?;
     runtime.attach(transports);
-    let engine = Engine::new(
-        engine_config(&config, &bound, &host),
-        Box::new(presence_store),
-        Instant::now(),
-        presence_runtime::wall_clock(),
-    )
-    .context("invalid [presence] settings")?;
-    let presence = presence_runtime::start(engine, Arc::downgrade(&runtime))
-        .context("starting the presence thread")?;
-    runtime.attach_presence(presence.clone());
     runtime.spawn_tasks();
     tokio::spawn(admin::serve(admin_listener, metrics, presence));
     discovery.start(topology.clone(), tls_acceptor.clone());
@@ -173,6 +194,7 @@ fn frontend_config(config: &Config, limits: &Limits, shards: usize) -> FrontendC
         },
         presence: true,
         trusted_networks: config.sip.trusted_networks.clone(),
+        persist_registrations: true,
     }
 }
 

@@ -24,6 +24,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::presence_runtime::{Input, PresenceHandle};
+use crate::registration_writer::Pending;
 use crate::transport::{Flow, Handler, Inbound, Transports};
 use crate::user_cache::UserCache;
 
@@ -48,6 +49,7 @@ pub(crate) struct SipRuntime {
     cache_misses: metrics::Counter,
     transports: OnceLock<Arc<Transports>>,
     presence: OnceLock<PresenceHandle>,
+    registrations: OnceLock<std::sync::mpsc::Sender<Pending>>,
     /// Spreads the NOTIFY client transactions over the shards.
     next_notify_shard: AtomicUsize,
 }
@@ -74,6 +76,7 @@ impl SipRuntime {
             directory,
             transports: OnceLock::new(),
             presence: OnceLock::new(),
+            registrations: OnceLock::new(),
             next_notify_shard: AtomicUsize::new(0),
         })
     }
@@ -86,6 +89,27 @@ impl SipRuntime {
     /// Connects the presence service; PUBLISH, SUBSCRIBE and SERVICE are answered 503 before.
     pub(crate) fn attach_presence(&self, presence: PresenceHandle) {
         let _ = self.presence.set(presence);
+    }
+
+    /// Connects the registration store's writer; REGISTERs that change bindings are answered
+    /// once it has stored them.
+    pub(crate) fn attach_registrations(&self, writer: std::sync::mpsc::Sender<Pending>) {
+        let _ = self.registrations.set(writer);
+    }
+
+    /// Re-creates the bindings a previous run stored, each in the shard its user belongs to.
+    pub(crate) fn restore(
+        &self,
+        stored: &[(herald_directory::Aor, Vec<herald_directory::StoredBinding>)],
+    ) {
+        for (aor, bindings) in stored {
+            let shard = self.shard_for(aor.user(), aor.domain().as_str());
+            self.with_core(shard, |core| {
+                for b in bindings {
+                    core.restore(Instant::now(), aor, b);
+                }
+            });
+        }
     }
 
     /// Sends the presence service's answer to a request that shard `shard` handed over.
@@ -246,6 +270,20 @@ impl SipRuntime {
                     self.respond(shard, reply_to, r, false);
                 }
             }
+            FrontendEvent::Persist(registration) => {
+                let pending = Pending {
+                    shard,
+                    registration,
+                };
+                let refused = match self.registrations.get() {
+                    Some(writer) => writer.send(pending).err().map(|e| e.0),
+                    None => Some(pending),
+                };
+                if let Some(p) = refused {
+                    let r = *p.registration;
+                    self.respond(shard, r.reply_to, r.failed, false);
+                }
+            }
             FrontendEvent::RequestOutcome { token, status } => {
                 if let Some(p) = presence {
                     p.send(Input::Outcome {
@@ -312,17 +350,22 @@ impl SipRuntime {
             Message::Request(r) if matches!(r.method(), Method::Register) => r.to(),
             m => m.from(),
         };
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
         match about.uri().sip() {
-            Some(uri) => {
-                uri.user()
-                    .unwrap_or_default()
-                    .to_ascii_lowercase()
-                    .hash(&mut hasher);
-                uri.host_str().to_ascii_lowercase().hash(&mut hasher);
+            Some(uri) => self.shard_for(uri.user().unwrap_or_default(), uri.host_str()),
+            None => {
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                about.uri().as_bytes().hash(&mut hasher);
+                usize::try_from(hasher.finish() % n as u64).unwrap_or(0)
             }
-            None => about.uri().as_bytes().hash(&mut hasher),
         }
+    }
+
+    /// The shard of the user `user@host` (both compared without case).
+    fn shard_for(&self, user: &str, host: &str) -> usize {
+        let n = self.shards.len();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        user.to_ascii_lowercase().hash(&mut hasher);
+        host.to_ascii_lowercase().hash(&mut hasher);
         usize::try_from(hasher.finish() % n as u64).unwrap_or(0)
     }
 }

@@ -41,6 +41,22 @@ impl FlowPath for Flow {
     fn is_reliable(&self) -> bool {
         matches!(self, Self::Stream { .. })
     }
+
+    /// `udp:<socket index>:<peer>`: stable while the config lists the same UDP listeners.
+    fn persistent(&self) -> Option<String> {
+        match self {
+            Self::Udp { socket, peer } => Some(format!("udp:{socket}:{peer}")),
+            Self::Stream { .. } => None,
+        }
+    }
+
+    fn from_persistent(text: &str) -> Option<Self> {
+        let (socket, peer) = text.strip_prefix("udp:")?.split_once(':')?;
+        Some(Self::Udp {
+            socket: socket.parse().ok()?,
+            peer: peer.parse().ok()?,
+        })
+    }
 }
 
 /// The transport protocol a listener speaks.

@@ -131,9 +131,23 @@ impl<F: Clone + Eq + Hash> Registrar<F> {
         req: RegisterRequest<F>,
     ) -> Result<RegisterOk, RegisterError> {
         self.handle_timeout(now);
-        let plan = self.plan(&req)?;
+        let plan = self.plan(&req, false)?;
         let what = self.apply(now, req.aor.clone(), plan, req);
         Ok(self.answer(now, what))
+    }
+
+    /// Re-creates bindings a previous run acknowledged (read back from the store at start):
+    /// like [`Registrar::register`], but each Contact's `expires` is the time it has left,
+    /// which may be under `min_expires` without being refused. The usual events are queued, so
+    /// the rest of the server learns who is signed in.
+    ///
+    /// # Errors
+    /// A [`RegisterError`] when the bindings cannot be held (more than the binding limit).
+    pub fn restore(&mut self, now: Instant, req: RegisterRequest<F>) -> Result<(), RegisterError> {
+        self.handle_timeout(now);
+        let plan = self.plan(&req, true)?;
+        self.apply(now, req.aor.clone(), plan, req);
+        Ok(())
     }
 
     /// The next queued event, oldest first.
@@ -326,7 +340,7 @@ impl Ord for Timer {
 
 impl<F: Clone + Eq + Hash> Registrar<F> {
     /// Steps 6 and 7 without side effects: every check that can refuse the request.
-    fn plan(&self, req: &RegisterRequest<F>) -> Result<Plan, RegisterError> {
+    fn plan(&self, req: &RegisterRequest<F>, restoring: bool) -> Result<Plan, RegisterError> {
         let stored: &[Binding<F>] = self.aors.get(&req.aor).map_or(&[], Vec::as_slice);
         if req.contacts.is_empty() {
             return Ok(Plan::Query);
@@ -353,7 +367,11 @@ impl<F: Clone + Eq + Hash> Registrar<F> {
                 .expires
                 .or(req.expires)
                 .unwrap_or(self.config.default_expires);
-            let granted = self.grant(requested)?;
+            let granted = if restoring {
+                requested.min(self.config.max_expires)
+            } else {
+                self.grant(requested)?
+            };
             let key = key_of(cb);
             let existing = stored.iter().position(|b| b.key.same(&key));
             if let Some(pos) = existing {

@@ -38,6 +38,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_credentials_for_aor_usernames"),
     migration!(3, "0003_mailbox_anchoring"),
     migration!(4, "0004_presence"),
+    migration!(5, "0005_registrations"),
 ];
 
 /// The schema version of `conn`'s store: 0 for a store herald never prepared.

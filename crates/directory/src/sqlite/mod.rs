@@ -18,6 +18,7 @@
 mod anchor;
 mod migrations;
 mod presence;
+mod registrations;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -263,13 +263,17 @@ fn directory_user(tx: &Transaction<'_>, user: &Aor) -> Result<i64, Error> {
     })
 }
 
-fn user_row(tx: &Transaction<'_>, domain: &str, user_key: &str) -> Result<Option<i64>, Error> {
+pub(super) fn user_row(
+    tx: &Transaction<'_>,
+    domain: &str,
+    user_key: &str,
+) -> Result<Option<i64>, Error> {
     tx.prepare_cached("SELECT id FROM users WHERE domain = ?1 AND user_key = ?2")
         .and_then(|mut s| {
             s.query_row(params![domain, user_key], |r| r.get(0))
                 .optional()
         })
-        .ctx("looking up a presence user")
+        .ctx("looking up a user")
 }
 
 /// A contact's address as the engine writes it: `sip:` and the lower-cased AOR.

@@ -47,6 +47,17 @@ impl FlowPath for TestFlow {
     fn is_reliable(&self) -> bool {
         matches!(self, Self::Conn(_))
     }
+
+    fn persistent(&self) -> Option<String> {
+        match self {
+            Self::Udp(peer) => Some(peer.to_string()),
+            Self::Conn(_) => None,
+        }
+    }
+
+    fn from_persistent(text: &str) -> Option<Self> {
+        text.parse().ok().map(Self::Udp)
+    }
 }
 
 /// The domain herald serves; also the realm (no override is configured).
@@ -81,6 +92,7 @@ fn config() -> FrontendConfig {
         throttle: ThrottleConfig::default(),
         presence: false,
         trusted_networks: Vec::new(),
+        persist_registrations: false,
     }
 }
 

@@ -1,0 +1,81 @@
+//! Stores acknowledged registrations before their 200 OK leaves, with group commit.
+//!
+//! The shards hand every REGISTER that changed a user's bindings to one writer thread with the
+//! answer held back. The thread takes whatever has queued up, writes it all in one transaction
+//! (one disk sync for the whole batch), and only then lets each shard send its 200 OK; if the
+//! store fails, each gets its 500 instead. A burst of thousands of registrations a second thus
+//! costs a few syncs a second, and a 200 OK always means the binding survives a restart.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Weak};
+
+use herald_directory::{Aor, RegistrationStore, StoredBinding};
+use herald_frontend::PersistRegistration;
+
+use crate::sip_runtime::SipRuntime;
+
+/// Registrations written in one transaction at most; a larger queue is written in several.
+const MAX_BATCH: usize = 4096;
+
+/// A held REGISTER answer and the shard that holds its transaction.
+pub(crate) struct Pending {
+    pub(crate) shard: usize,
+    pub(crate) registration: Box<PersistRegistration>,
+}
+
+/// Starts the writer thread; it stops when every sender is dropped.
+pub(crate) fn start(
+    store: Arc<dyn RegistrationStore>,
+    sip: Weak<SipRuntime>,
+) -> std::io::Result<Sender<Pending>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("registrations".into())
+        .spawn(move || run(store.as_ref(), &sip, &rx))?;
+    Ok(tx)
+}
+
+fn run(store: &dyn RegistrationStore, sip: &Weak<SipRuntime>, rx: &Receiver<Pending>) {
+    let batches = metrics::counter!("herald_registration_commits_total");
+    let failures = metrics::counter!("herald_registration_commit_failures_total");
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        // A user's later snapshot supersedes an earlier one of the same batch.
+        let mut latest: HashMap<&Aor, &Vec<StoredBinding>> = HashMap::with_capacity(batch.len());
+        let mut order: Vec<&Aor> = Vec::with_capacity(batch.len());
+        for p in &batch {
+            let r = &p.registration;
+            if latest.insert(&r.aor, &r.bindings).is_none() {
+                order.push(&r.aor);
+            }
+        }
+        let rows: Vec<(Aor, Vec<StoredBinding>)> = order
+            .into_iter()
+            .filter_map(|aor| Some(((*aor).clone(), (*latest.get(aor)?).clone())))
+            .collect();
+        let saved = store.save_registrations(&rows);
+        batches.increment(1);
+        if let Err(e) = &saved {
+            failures.increment(1);
+            tracing::error!(error = %e, count = batch.len(), "registrations not stored; answering 500");
+        }
+        let Some(sip) = sip.upgrade() else { return };
+        for p in batch {
+            let PersistRegistration {
+                reply_to,
+                ok,
+                failed,
+                ..
+            } = *p.registration;
+            let answer = if saved.is_ok() { ok } else { failed };
+            sip.respond(p.shard, reply_to, answer, false);
+        }
+    }
+}
