@@ -55,11 +55,23 @@ pub trait RegistrationStore: Send + Sync {
     fn save_registrations(&self, batch: &[(Aor, Vec<StoredBinding>)]) -> Result<(), Error>;
 
     /// Every stored binding of enabled users that is still valid at `now_ms` (Unix
-    /// milliseconds), grouped by user in registration order; expired ones are deleted.
+    /// milliseconds), grouped by user in registration order, with the user's home member;
+    /// expired ones are deleted.
     ///
     /// # Errors
     /// The store could not be read.
-    fn load_registrations(&self, now_ms: i64) -> Result<Vec<(Aor, Vec<StoredBinding>)>, Error>;
+    fn load_registrations(&self, now_ms: i64) -> Result<Vec<StoredRegistrations>, Error>;
+}
+
+/// One user's stored bindings, as [`RegistrationStore::load_registrations`] returns them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRegistrations {
+    /// The user.
+    pub aor: Aor,
+    /// The pool member the user is homed on ([`User::home`]).
+    pub home: Option<String>,
+    /// The bindings, in registration order.
+    pub bindings: Vec<StoredBinding>,
 }
 
 /// One registered contact as the store keeps it: what the registrar needs to rebuild the
@@ -140,6 +152,10 @@ pub trait Directory: Send + Sync {
     /// Enables or disables sign-in while keeping the user's data. Fails with
     /// [`Error::NotFound`] for an unknown user.
     fn set_enabled(&self, aor: &Aor, enabled: bool) -> Result<(), Error>;
+
+    /// Homes the user on the pool member `home` (an FQDN), or on the one the pool's hash picks
+    /// (`None`). Fails with [`Error::NotFound`] for an unknown user.
+    fn set_home(&self, aor: &Aor, home: Option<&str>) -> Result<(), Error>;
 
     /// Replaces all of a user's credentials at once, so a password change never leaves a
     /// mixture of old and new hashes. An empty slice removes them all (the user can no longer

@@ -393,6 +393,9 @@ pub struct User {
     pub updated_at: SystemTime,
     /// Sorted by (algorithm, realm) so that equal sets compare equal.
     pub credentials: Vec<Credential>,
+    /// The FQDN of the pool member the user is homed on; `None`: the one the pool's hash of
+    /// the address picks.
+    pub home: Option<String>,
 }
 
 /// What the caller supplies to create a user; the directory sets the timestamps.
@@ -406,6 +409,8 @@ pub struct NewUser {
     pub enabled: bool,
     /// At most one per (algorithm, realm).
     pub credentials: Vec<Credential>,
+    /// The pool member the user is homed on (see [`User::home`]).
+    pub home: Option<String>,
 }
 
 impl NewUser {
@@ -416,6 +421,7 @@ impl NewUser {
             display_name: DisplayName::default(),
             enabled: true,
             credentials: Vec::new(),
+            home: None,
         }
     }
 }

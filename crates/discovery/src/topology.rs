@@ -433,6 +433,53 @@ pub enum TopologyError {
     },
 }
 
+impl Pool {
+    /// The member a user is homed on when the directory names none: rendezvous hashing of the
+    /// address (lower case) over the member FQDNs. Every server of the pool, and every version
+    /// of herald, computes the same member, and adding a member moves only the users it wins.
+    pub fn default_home(&self, aor: &str) -> &Member {
+        let aor = aor.to_ascii_lowercase();
+        let mut best = &self.members[0];
+        let mut best_score = 0u64;
+        for (i, m) in self.members.iter().enumerate() {
+            let score = rendezvous_score(m.fqdn.as_str(), &aor);
+            if i == 0 || score > best_score {
+                best = m;
+                best_score = score;
+            }
+        }
+        best
+    }
+
+    /// The member named `fqdn` (case ignored).
+    pub fn member(&self, fqdn: &str) -> Option<&Member> {
+        let fqdn = fqdn.trim_end_matches('.');
+        self.members
+            .iter()
+            .find(|m| m.fqdn.as_str().eq_ignore_ascii_case(fqdn))
+    }
+}
+
+/// FNV-1a over `member \n aor`, then the SplitMix64 finalizer: fixed by this code, not by the
+/// standard library's hasher, so the choice never changes between builds.
+fn rendezvous_score(member: &str, aor: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in member
+        .bytes()
+        .map(|b| b.to_ascii_lowercase())
+        .chain(std::iter::once(b'\n'))
+        .chain(aor.bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
 impl Topology {
     /// Builds the single-box topology of a config that names only its SIP domain: one pool of one
     /// server, which is also Director-less Edge, reverse proxy and name server.
@@ -1432,5 +1479,49 @@ mod tests {
             "meet.contoso.com"
         );
         assert!(url_host("meet.contoso.com").is_none());
+    }
+
+    #[test]
+    fn default_home_is_stable_spread_and_moves_few_users_when_a_member_is_added() {
+        let member = |n: &str| Member {
+            fqdn: Fqdn::parse(n).expect("fqdn"),
+            addresses: vec!["192.0.2.1".parse().expect("ip")],
+        };
+        let pool = |names: &[&str]| Pool {
+            fqdn: Fqdn::parse("pool.example.test").expect("fqdn"),
+            web_internal: Fqdn::parse("pool.example.test").expect("fqdn"),
+            web_external: Fqdn::parse("pool.example.test").expect("fqdn"),
+            members: names.iter().map(|n| member(n)).collect(),
+        };
+        let two = pool(&["fe01.example.test", "fe02.example.test"]);
+        let three = pool(&[
+            "fe01.example.test",
+            "fe02.example.test",
+            "fe03.example.test",
+        ]);
+        let users: Vec<String> = (0..3000).map(|i| format!("user{i}@example.test")).collect();
+        let on_first = users
+            .iter()
+            .filter(|u| two.default_home(u).fqdn.as_str() == "fe01.example.test")
+            .count();
+        assert!(
+            (1300..1700).contains(&on_first),
+            "{on_first} of 3000 on fe01"
+        );
+        // Case does not matter, and the answer is the same every time.
+        assert_eq!(
+            two.default_home("User7@Example.Test").fqdn,
+            two.default_home("user7@example.test").fqdn
+        );
+        let moved = users
+            .iter()
+            .filter(|u| two.default_home(u).fqdn != three.default_home(u).fqdn)
+            .count();
+        // Only the users the new member wins move (about a third), all of them to it.
+        assert!((800..1200).contains(&moved), "{moved} moved");
+        assert!(users.iter().all(|u| {
+            let (a, b) = (two.default_home(u), three.default_home(u));
+            a.fqdn == b.fqdn || b.fqdn.as_str() == "fe03.example.test"
+        }));
     }
 }

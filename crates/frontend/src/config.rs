@@ -30,6 +30,9 @@ pub struct FrontendConfig {
     /// Hold each REGISTER's 200 OK until its bindings are stored
     /// ([`crate::FrontendEvent::Persist`]), so nothing acknowledged is lost on restart.
     pub persist_registrations: bool,
+    /// Pool homing: REGISTERs of users homed on another member are redirected there (301).
+    /// `None` for a single server.
+    pub homing: Option<crate::Homing>,
 }
 
 /// A configuration the pipeline cannot run with.

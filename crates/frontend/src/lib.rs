@@ -17,6 +17,7 @@
 mod config;
 mod credentials;
 mod flow;
+mod homing;
 mod register;
 mod validate;
 
@@ -45,6 +46,7 @@ pub use config::{ConfigError, FrontendConfig};
 pub use credentials::password_credentials;
 pub use flow::FlowPath;
 pub use herald_registrar::{Event as RegistrarEvent, RemovalReason};
+pub use homing::{Homing, MemberPorts};
 
 /// One message as the transport delivered it.
 #[derive(Debug, Clone)]
@@ -386,6 +388,14 @@ impl<F: FlowPath> Frontend<F> {
     /// of stored registrations.
     pub fn set_wall_clock(&mut self, now: Instant, unix_ms: i64) {
         self.wall = (now, unix_ms);
+    }
+
+    /// Whether this server is the home of `aor` (always, outside a pool of several members).
+    pub fn is_home(&self, aor: &herald_directory::Aor, stored: Option<&str>) -> bool {
+        self.config
+            .homing
+            .as_ref()
+            .is_none_or(|h| h.is_home(&aor.to_string(), stored))
     }
 
     /// Re-creates a binding a previous run stored (see [`FrontendEvent::Persist`]). Bindings
@@ -825,6 +835,13 @@ impl<F: FlowPath> Frontend<F> {
             ..
         } = pending;
         match request.method() {
+            Method::Register
+                if let Some(r) = self.config.homing.as_ref().and_then(|h| {
+                    h.redirect(&request, &user.aor.to_string(), user.home.as_deref())
+                }) =>
+            {
+                self.answer(now, id, &request, r);
+            }
             Method::Register => {
                 let r = register::handle(
                     &mut self.registrar,

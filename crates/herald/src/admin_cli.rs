@@ -62,6 +62,7 @@ pub(crate) fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> 
                 new.display_name = DisplayName::parse(&name).context("--display-name")?;
             }
             new.credentials = password_credentials(config, &aor, &password)?;
+            new.home = assigned_home(home_pool(config)?.as_ref(), &aor);
             let user = dir
                 .add_user(&new)
                 .with_context(|| format!("cannot add {aor}"))?;
@@ -78,7 +79,11 @@ pub(crate) fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> 
                 std::fs::read_to_string(&file)
                     .with_context(|| format!("cannot read {}", file.display()))?
             };
-            let users = parse_import(config, &text)?;
+            let mut users = parse_import(config, &text)?;
+            let pool = home_pool(config)?;
+            for u in &mut users {
+                u.home = assigned_home(pool.as_ref(), &u.aor);
+            }
             let added = dir
                 .add_users(&users)
                 .context("import refused; no user was added")?;
@@ -110,6 +115,13 @@ pub(crate) fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> 
                 .get_user(&aor)?
                 .with_context(|| format!("no user {aor}"))?;
             print_user(&user);
+            if let Some(pool) = home_pool(config)? {
+                let home = pool.default_home(&user.aor.to_string());
+                match &user.home {
+                    Some(h) => println!("home:         {h}"),
+                    None => println!("home:         {} (by hash)", home.fqdn.as_str()),
+                }
+            }
         }
         UserCommand::Set {
             uri,
@@ -142,6 +154,7 @@ pub(crate) fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> 
         UserCommand::ClearPreviousMailbox { user, confirm } => {
             return crate::anchor_cli::clear_previous(config, &user, confirm);
         }
+        UserCommand::Move { uri, to } => move_user(config, &dir, &uri, &to)?,
         UserCommand::Remove { uri } => {
             let aor = parse_aor(&uri)?;
             dir.remove_user(&aor)
@@ -246,6 +259,47 @@ pub(crate) fn seed(
         }
     }
     Ok(printed)
+}
+
+/// The pool users are homed in: the first of the topology with several members (a single
+/// server homes everyone on itself and stores nothing).
+fn home_pool(config: &Config) -> anyhow::Result<Option<herald_discovery::topology::Pool>> {
+    let facts = crate::discovery_runtime::ListenerFacts::configured(config);
+    let topology = crate::discovery_runtime::topology(config, &facts)?;
+    Ok(topology
+        .pools()
+        .iter()
+        .find(|p| p.members.len() > 1)
+        .cloned())
+}
+
+/// The home a new user is given: the member the pool's hash picks, stored so that later
+/// changes of the pool do not move the user.
+fn assigned_home(pool: Option<&herald_discovery::topology::Pool>, aor: &Aor) -> Option<String> {
+    pool.map(|p| p.default_home(&aor.to_string()).fqdn.as_str().to_owned())
+}
+
+/// `herald user move`: homes the user on another member of its pool.
+fn move_user(config: &Config, dir: &SqliteDirectory, uri: &str, to: &str) -> anyhow::Result<()> {
+    let aor = parse_aor(uri)?;
+    let pool = home_pool(config)?
+        .context("the topology has no pool of several members to move users within")?;
+    let member = pool.member(to).with_context(|| {
+        let names: Vec<&str> = pool.members.iter().map(|m| m.fqdn.as_str()).collect();
+        format!(
+            "{to} is not a member of pool {} ({})",
+            pool.fqdn.as_str(),
+            names.join(", ")
+        )
+    })?;
+    dir.set_home(&aor, Some(member.fqdn.as_str()))
+        .with_context(|| format!("cannot move {aor}"))?;
+    println!(
+        "moved {} to {}; its clients are redirected there at their next REGISTER",
+        aor.to_sip_uri(),
+        member.fqdn.as_str()
+    );
+    Ok(())
 }
 
 /// Parses an import file into users, naming the line of the first error.

@@ -179,6 +179,14 @@ pub(crate) enum UserCommand {
         #[arg(long)]
         disable: bool,
     },
+    /// Home a user on another Front End of its pool; its clients are redirected there (301)
+    /// at their next REGISTER.
+    Move {
+        uri: String,
+        /// The member's FQDN.
+        #[arg(long)]
+        to: String,
+    },
     /// Remove a user and their credentials.
     Remove { uri: String },
     /// Permanently clear a user's previous-mailbox info (Set-User

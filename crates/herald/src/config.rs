@@ -154,6 +154,9 @@ pub(crate) struct SipConfig {
     /// request names: trusted peers such as an SBC or a load generator. Empty by default.
     #[serde(default)]
     pub(crate) trusted_networks: Vec<ipnet::IpNet>,
+    /// This server's FQDN among the members of its `[[topology.pools]]`, for pool homing;
+    /// found from the SIP listen addresses when absent.
+    pub(crate) member: Option<String>,
 }
 
 /// The authoritative DNS service for the SIP domains (split view by client address).

@@ -63,8 +63,13 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
     // One core per worker thread, sharing the Digest secret and epoch (see sip_runtime).
     let (secret, epoch) = (rand::random(), Instant::now());
     let shards = std::thread::available_parallelism().map_or(1, usize::from);
+    let homing = homing(&config, &topology, &bound)?;
     let cores = (0..shards)
-        .map(|_| Frontend::new(frontend_config(&config, &limits, shards), secret, epoch))
+        .map(|_| {
+            let mut c = frontend_config(&config, &limits, shards);
+            c.homing.clone_from(&homing);
+            Frontend::new(c, secret, epoch)
+        })
         .collect::<Result<Vec<_>, _>>()
         .context("invalid [sip] settings")?;
     let (now, unix_ms) = (Instant::now(), presence_runtime::wall_clock().unix_millis());
@@ -91,9 +96,9 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
     let stored = registration_store
         .load_registrations(unix_ms)
         .context("reading the stored registrations")?;
-    runtime.restore(&stored);
-    if !stored.is_empty() {
-        tracing::info!(users = stored.len(), "restored stored registrations");
+    let restored = runtime.restore(&stored);
+    if restored > 0 {
+        tracing::info!(users = restored, "restored stored registrations");
     }
     let writer = registration_writer::start(registration_store, Arc::downgrade(&runtime))
         .context("starting the registration writer")?;
@@ -195,7 +200,52 @@ fn frontend_config(config: &Config, limits: &Limits, shards: usize) -> FrontendC
         presence: true,
         trusted_networks: config.sip.trusted_networks.clone(),
         persist_registrations: true,
+        homing: None,
     }
+}
+
+/// Pool homing for this server: the pool it is a member of (by `[sip] member`, else by a SIP
+/// listen address) when that pool has several members; `None` otherwise.
+fn homing(
+    config: &Config,
+    topology: &herald_discovery::Topology,
+    bound: &BoundAddrs,
+) -> anyhow::Result<Option<herald_frontend::Homing>> {
+    let ours = |m: &herald_discovery::topology::Member| match &config.sip.member {
+        Some(name) => m
+            .fqdn
+            .as_str()
+            .eq_ignore_ascii_case(name.trim_end_matches('.')),
+        None => bound
+            .udp
+            .iter()
+            .chain(&bound.tcp)
+            .chain(&bound.tls)
+            .any(|a| !a.ip().is_unspecified() && m.addresses.contains(&a.ip())),
+    };
+    let found = topology
+        .pools()
+        .iter()
+        .find_map(|p| p.members.iter().find(|m| ours(m)).map(|m| (p, m)));
+    let Some((pool, member)) = found else {
+        if let Some(name) = &config.sip.member {
+            anyhow::bail!("[sip] member = {name:?} is not a member of any [[topology.pools]]");
+        }
+        return Ok(None);
+    };
+    if pool.members.len() < 2 {
+        return Ok(None);
+    }
+    tracing::info!(member = %member.fqdn.as_str(), pool = %pool.fqdn.as_str(), "homing users of a pool of {}", pool.members.len());
+    Ok(Some(herald_frontend::Homing {
+        pool: pool.clone(),
+        this: member.fqdn.as_str().to_owned(),
+        ports: herald_frontend::MemberPorts {
+            tls: bound.tls.first().map(|a| a.port()),
+            tcp: bound.tcp.first().map(|a| a.port()),
+            udp: bound.udp.first().map(|a| a.port()),
+        },
+    }))
 }
 
 /// The name this server goes by where an address is not enough: in the Via of its own

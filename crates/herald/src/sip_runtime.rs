@@ -98,18 +98,23 @@ impl SipRuntime {
     }
 
     /// Re-creates the bindings a previous run stored, each in the shard its user belongs to.
-    pub(crate) fn restore(
-        &self,
-        stored: &[(herald_directory::Aor, Vec<herald_directory::StoredBinding>)],
-    ) {
-        for (aor, bindings) in stored {
+    /// Users homed on another member of the pool are left to it. Returns how many users'
+    /// bindings were restored.
+    pub(crate) fn restore(&self, stored: &[herald_directory::StoredRegistrations]) -> usize {
+        let mut restored = 0;
+        for user in stored {
+            let aor = &user.aor;
             let shard = self.shard_for(aor.user(), aor.domain().as_str());
             self.with_core(shard, |core| {
-                for b in bindings {
-                    core.restore(Instant::now(), aor, b);
+                if core.is_home(aor, user.home.as_deref()) {
+                    restored += 1;
+                    for b in &user.bindings {
+                        core.restore(Instant::now(), aor, b);
+                    }
                 }
             });
         }
+        restored
     }
 
     /// Sends the presence service's answer to a request that shard `shard` handed over.

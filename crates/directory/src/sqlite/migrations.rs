@@ -39,6 +39,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_mailbox_anchoring"),
     migration!(4, "0004_presence"),
     migration!(5, "0005_registrations"),
+    migration!(6, "0006_user_home"),
 ];
 
 /// The schema version of `conn`'s store: 0 for a store herald never prepared.

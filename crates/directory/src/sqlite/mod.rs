@@ -293,6 +293,7 @@ impl Directory for SqliteDirectory {
             created_at: ms_to_time(now)?,
             updated_at: ms_to_time(now)?,
             credentials,
+            home: user.home.clone(),
         })
     }
 
@@ -365,6 +366,10 @@ impl Directory for SqliteDirectory {
 
     fn set_enabled(&self, aor: &Aor, enabled: bool) -> Result<(), Error> {
         self.update_user(aor, "enabled", enabled)
+    }
+
+    fn set_home(&self, aor: &Aor, home: Option<&str>) -> Result<(), Error> {
+        self.update_user(aor, "home", home)
     }
 
     fn set_credentials(&self, aor: &Aor, credentials: &[Credential]) -> Result<(), Error> {
@@ -498,6 +503,7 @@ struct UserRow {
     enabled: bool,
     created_at: i64,
     updated_at: i64,
+    home: Option<String>,
 }
 
 impl UserRow {
@@ -510,6 +516,7 @@ impl UserRow {
             enabled: row.get(4)?,
             created_at: row.get(5)?,
             updated_at: row.get(6)?,
+            home: row.get(7)?,
         })
     }
 
@@ -544,6 +551,7 @@ impl UserRow {
             created_at: ms_to_time(self.created_at)?,
             updated_at: ms_to_time(self.updated_at)?,
             credentials,
+            home: self.home,
         })
     }
 }
@@ -626,7 +634,7 @@ fn insert_user(
     let inserted = tx
         .prepare_cached(
             "INSERT INTO users (domain, user_part, user_key, display_name, enabled, \
-             created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
+             created_at, updated_at, home) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7) \
              ON CONFLICT (domain, user_key) DO NOTHING",
         )
         .and_then(|mut s| {
@@ -637,6 +645,7 @@ fn insert_user(
                 user.display_name.as_str(),
                 user.enabled,
                 now,
+                user.home,
             ])
         })
         .ctx("adding a user")?;
@@ -705,16 +714,17 @@ fn ms_to_time(ms: i64) -> Result<SystemTime, Error> {
 
 /// All users after the cursor `(?1, ?2)`, at most `?3`.
 const LIST_ALL_SQL: &str = concat!(
-    "SELECT id, domain, user_part, display_name, enabled, created_at, updated_at FROM users ",
+    "SELECT id, domain, user_part, display_name, enabled, created_at, updated_at, home FROM users ",
     "WHERE (domain, user_key) > (?1, ?2) ORDER BY domain, user_key LIMIT ?3"
 );
 /// Users of domain `?1` whose key is after `?2`, at most `?3`.
 const LIST_DOMAIN_SQL: &str = concat!(
-    "SELECT id, domain, user_part, display_name, enabled, created_at, updated_at FROM users ",
+    "SELECT id, domain, user_part, display_name, enabled, created_at, updated_at, home FROM users ",
     "WHERE domain = ?1 AND user_key > ?2 ORDER BY user_key LIMIT ?3"
 );
 /// The columns [`UserRow::read`] expects, in order.
-const USER_COLUMNS: &str = "id, domain, user_part, display_name, enabled, created_at, updated_at";
+const USER_COLUMNS: &str =
+    "id, domain, user_part, display_name, enabled, created_at, updated_at, home";
 /// Long enough to ride out another process's migration or a burst of admin writes; short
 /// enough that a wedged lock shows up as an error rather than a hung request.
 const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);

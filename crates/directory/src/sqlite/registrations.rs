@@ -9,7 +9,7 @@
 use rusqlite::{Transaction, params};
 
 use super::{Context, SqliteDirectory, read_tx, write_tx};
-use crate::{Aor, Error, RegistrationStore, StoredBinding};
+use crate::{Aor, Error, RegistrationStore, StoredBinding, StoredRegistrations};
 
 impl RegistrationStore for SqliteDirectory {
     fn save_registrations(&self, batch: &[(Aor, Vec<StoredBinding>)]) -> Result<(), Error> {
@@ -21,7 +21,7 @@ impl RegistrationStore for SqliteDirectory {
         })
     }
 
-    fn load_registrations(&self, now_ms: i64) -> Result<Vec<(Aor, Vec<StoredBinding>)>, Error> {
+    fn load_registrations(&self, now_ms: i64) -> Result<Vec<StoredRegistrations>, Error> {
         // Expired rows are dropped first so they never come back.
         write_tx(&self.conn, "dropping expired registrations", |tx| {
             tx.prepare_cached("DELETE FROM registrations WHERE expires_at <= ?1")
@@ -33,7 +33,8 @@ impl RegistrationStore for SqliteDirectory {
             let mut stmt = tx
                 .prepare_cached(
                     "SELECT u.user_part, u.domain, r.contact, r.params, r.instance, r.reg_id, r.q,
-                            r.epid, r.call_id, r.cseq, r.expires_at, r.flow, r.source, r.user_agent
+                            r.epid, r.call_id, r.cseq, r.expires_at, r.flow, r.source, r.user_agent,
+                            u.home
                      FROM registrations r JOIN users u ON u.id = r.user_id
                      WHERE u.enabled = 1
                      ORDER BY r.user_id, r.position",
@@ -45,6 +46,7 @@ impl RegistrationStore for SqliteDirectory {
                     let domain: String = r.get(1)?;
                     Ok((
                         format!("{user}@{domain}"),
+                        r.get::<_, Option<String>>(14)?,
                         StoredBinding {
                             contact: r.get(2)?,
                             params: r.get(3)?,
@@ -62,14 +64,18 @@ impl RegistrationStore for SqliteDirectory {
                     ))
                 })
                 .ctx("loading registrations")?;
-            let mut out: Vec<(Aor, Vec<StoredBinding>)> = Vec::new();
+            let mut out: Vec<StoredRegistrations> = Vec::new();
             for row in rows {
-                let (aor, binding) = row.ctx("reading a registration")?;
+                let (aor, home, binding) = row.ctx("reading a registration")?;
                 let aor = Aor::parse(&aor)
                     .map_err(|e| Error::Corrupt(format!("registration of {aor}: {e}")))?;
                 match out.last_mut() {
-                    Some((last, list)) if *last == aor => list.push(binding),
-                    _ => out.push((aor, vec![binding])),
+                    Some(last) if last.aor == aor => last.bindings.push(binding),
+                    _ => out.push(StoredRegistrations {
+                        aor,
+                        home,
+                        bindings: vec![binding],
+                    }),
                 }
             }
             Ok(out)
@@ -178,13 +184,14 @@ mod tests {
         let loaded = dir.load_registrations(6_000).expect("loaded");
         assert_eq!(
             loaded,
-            vec![(
-                alice,
-                vec![
+            vec![StoredRegistrations {
+                aor: alice,
+                home: None,
+                bindings: vec![
                     binding("sip:a@192.0.2.7", 10_000),
                     binding("sip:a2@192.0.2.7", 20_000)
-                ]
-            )]
+                ],
+            }]
         );
         // Expired rows are gone for good.
         assert_eq!(dir.load_registrations(0).expect("loaded").len(), 1);
@@ -201,7 +208,11 @@ mod tests {
             .expect("saved");
         assert_eq!(
             dir.load_registrations(0).expect("loaded"),
-            vec![(alice.clone(), vec![binding("sip:b@x", 10_000)])]
+            vec![StoredRegistrations {
+                aor: alice.clone(),
+                home: None,
+                bindings: vec![binding("sip:b@x", 10_000)],
+            }]
         );
         dir.save_registrations(&[(alice, vec![])]).expect("saved");
         assert!(dir.load_registrations(0).expect("loaded").is_empty());

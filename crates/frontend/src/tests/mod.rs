@@ -93,6 +93,7 @@ fn config() -> FrontendConfig {
         presence: false,
         trusted_networks: Vec::new(),
         persist_registrations: false,
+        homing: None,
     }
 }
 
