@@ -33,6 +33,8 @@ pub struct FrontendConfig {
     /// Pool homing: REGISTERs of users homed on another member are redirected there (301).
     /// `None` for a single server.
     pub homing: Option<crate::Homing>,
+    /// NTLM ([MS-SIPAE]) beside Digest, for Lync clients; `None` offers Digest only.
+    pub ntlm: Option<crate::NtlmConfig>,
 }
 
 /// A configuration the pipeline cannot run with.

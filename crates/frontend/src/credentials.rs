@@ -4,8 +4,9 @@ use herald_auth::{Algorithm, ha1};
 use herald_directory::{Aor, Credential, CredentialAlgorithm, Error};
 
 /// One Digest HA1 per algorithm and per username form — `alice` and `alice@domain`, since
-/// clients differ in which they send and HA1 covers the spelling — never the password itself.
-/// The pipeline picks the row matching the credentials a client presents.
+/// clients differ in which they send and HA1 covers the spelling — and the NT hash NTLM
+/// verifies against; never the password itself. The pipeline picks the row matching the
+/// credentials a client presents.
 pub fn password_credentials(
     aor: &Aor,
     realm: &str,
@@ -23,6 +24,11 @@ pub fn password_credentials(
     .map(|(stored, digest, username)| {
         Credential::new(stored, realm, &ha1(digest, username, realm, password))
     })
+    .chain(std::iter::once(Credential::new(
+        CredentialAlgorithm::Nt,
+        "",
+        &herald_ntlm::NtHash::from_password(password).to_string(),
+    )))
     .collect()
 }
 

@@ -18,6 +18,7 @@ mod config;
 mod credentials;
 mod flow;
 mod homing;
+mod ntlm;
 mod register;
 mod validate;
 
@@ -47,6 +48,7 @@ pub use credentials::password_credentials;
 pub use flow::FlowPath;
 pub use herald_registrar::{Event as RegistrarEvent, RemovalReason};
 pub use homing::{Homing, MemberPorts};
+pub use ntlm::{DEFAULT_REALM as NTLM_REALM, NtlmConfig, SecurityAssociations};
 
 /// One message as the transport delivered it.
 #[derive(Debug, Clone)]
@@ -134,9 +136,19 @@ struct Pending<F> {
     request: Request,
     flow: F,
     peer: SocketAddr,
-    /// `None` for a request from a trusted network, served without authentication.
-    credentials: Option<DigestCredentials>,
+    credentials: PendingAuth,
     realm: String,
+}
+
+/// How a request waiting for its user's record is to be authenticated.
+#[derive(Debug)]
+enum PendingAuth {
+    /// From a trusted network: the user must exist, nothing more.
+    Trusted,
+    /// Digest credentials to verify against the stored HA1.
+    Digest(DigestCredentials),
+    /// An NTLM AUTHENTICATE_MESSAGE to verify against the stored NT hash.
+    Ntlm(Box<ntlm::PendingNtlm>),
 }
 
 /// Something the rest of the server may want to know (presence, metrics, the admin view).
@@ -211,6 +223,10 @@ pub struct Frontend<F: FlowPath> {
     client_tokens: HashMap<ClientId, u64>,
     /// An instant and the Unix time in milliseconds at that instant, for stored expiries.
     wall: (Instant, i64),
+    /// NTLM challenges sent and not yet answered.
+    ntlm_challenges: ntlm::Challenges,
+    /// NTLM security associations, shared with the other cores.
+    security: SecurityAssociations<F>,
     counters: Counters,
 }
 
@@ -233,6 +249,8 @@ impl<F: FlowPath> Frontend<F> {
             events: VecDeque::new(),
             client_tokens: HashMap::new(),
             wall: (now, 0),
+            ntlm_challenges: ntlm::Challenges::default(),
+            security: SecurityAssociations::default(),
             counters: Counters::new(),
             config,
         })
@@ -284,17 +302,24 @@ impl<F: FlowPath> Frontend<F> {
                 return;
             }
         };
-        let Some(c) = &pending.credentials else {
-            // A trusted peer: the user it names must exist and be enabled, nothing more.
-            match user.filter(|u| u.enabled) {
-                Some(user) => self.dispatch_authenticated(now, pending, &user),
-                None => {
-                    let r = Response::for_request(&pending.request, 404, "Not Found")
-                        .header(HeaderName::Warning, "399 herald \"no such user\"");
-                    self.answer(now, pending.id, &pending.request, r);
+        let c = match &pending.credentials {
+            PendingAuth::Digest(c) => c,
+            PendingAuth::Trusted => {
+                // A trusted peer: the user it names must exist and be enabled, nothing more.
+                match user.filter(|u| u.enabled) {
+                    Some(user) => self.dispatch_authenticated(now, pending, &user),
+                    None => {
+                        let r = Response::for_request(&pending.request, 404, "Not Found")
+                            .header(HeaderName::Warning, "399 herald \"no such user\"");
+                        self.answer(now, pending.id, &pending.request, r);
+                    }
                 }
+                return;
             }
-            return;
+            PendingAuth::Ntlm(_) => {
+                self.complete_ntlm(now, pending, user, &aor);
+                return;
+            }
         };
         let stored = user.as_ref().filter(|u| u.enabled).and_then(|u| {
             let wanted = credentials::stored_algorithm(c.algorithm(), &c.username)?;
@@ -380,6 +405,7 @@ impl<F: FlowPath> Frontend<F> {
 
     /// A TCP or TLS connection closed: what was registered over it is unreachable now.
     pub fn flow_closed(&mut self, now: Instant, flow: &F) {
+        self.security.remove(flow);
         self.registrar.flow_closed(flow);
         self.drain_registrar(now);
     }
@@ -471,14 +497,39 @@ impl<F: FlowPath> Frontend<F> {
     }
 
     /// The next message to write.
+    /// Messages to a client with an NTLM security association are signed here, whoever made
+    /// them (a response, a NOTIFY, a retransmission).
     pub fn poll_transmit(&mut self) -> Option<Transmit<F>> {
-        if let Some(t) = self.transmits.pop_front() {
+        let t = match self.transmits.pop_front() {
+            Some(t) => t,
+            None => self.transactions.poll_transmit().map(|t| Transmit {
+                flow: t.destination,
+                bytes: t.payload,
+            })?,
+        };
+        if self.config.ntlm.is_none() {
             return Some(t);
         }
-        self.transactions.poll_transmit().map(|t| Transmit {
-            flow: t.destination,
-            bytes: t.payload,
+        let bytes = self.security.sign(&t.flow, t.bytes, &self.config.limits);
+        Some(Transmit {
+            flow: t.flow,
+            bytes,
         })
+    }
+
+    /// Shares the NTLM security associations with the other cores of the process, so that a
+    /// message to a client is signed whichever core sends it.
+    pub fn share_security_associations(&mut self, associations: SecurityAssociations<F>) {
+        self.security = associations;
+    }
+
+    /// Sends a request nobody answers (BENOTIFY, MS-SIP §3.5) once, outside any transaction;
+    /// signed like everything else to a client with a security association.
+    pub fn send_unanswered(&mut self, flow: F, request: Bytes) {
+        self.transmits.push_back(Transmit {
+            flow,
+            bytes: request,
+        });
     }
 
     /// The next event for the rest of the server.
@@ -740,10 +791,15 @@ impl<F: FlowPath> Frontend<F> {
                     request,
                     flow,
                     peer,
-                    credentials: None,
+                    credentials: PendingAuth::Trusted,
                     realm,
                 },
             }));
+        }
+        if self.config.ntlm.is_some()
+            && let Some(credentials) = ntlm::credentials(&request)
+        {
+            return self.on_ntlm(now, id, request, flow, peer, credentials, realm);
         }
         let kind = ChallengeKind::for_method(request.method().as_str());
         let credentials_header = match kind {
@@ -820,10 +876,184 @@ impl<F: FlowPath> Frontend<F> {
                 request,
                 flow,
                 peer,
-                credentials: Some(credentials),
+                credentials: PendingAuth::Digest(credentials),
                 realm,
             },
         }))
+    }
+
+    /// A request with NTLM credentials: a step of the handshake, or a request signed with an
+    /// association.
+    #[allow(clippy::too_many_arguments)]
+    fn on_ntlm(
+        &mut self,
+        now: Instant,
+        id: ServerId,
+        request: Request,
+        flow: F,
+        peer: SocketAddr,
+        credentials: herald_ntlm::NtlmCredentials,
+        realm: String,
+    ) -> Step<F> {
+        let Some(config) = self.config.ntlm.clone() else {
+            return Step::Done;
+        };
+        let destination = flow::response_destination(&flow, &request, peer);
+        match (&credentials.opaque, &credentials.gssapi_data) {
+            // Step 2: the client asks for a challenge.
+            (None, Some(_)) => {
+                let (opaque, challenge) = self.ntlm_challenges.issue(now, &config, &mut self.rng);
+                let r = Response::for_request(&request, 401, "Unauthorized").header(
+                    HeaderName::WwwAuthenticate,
+                    ntlm::challenge_header(&config, &opaque, &challenge),
+                );
+                self.stateless(id, &request, destination, r);
+                Step::Done
+            }
+            // Step 3: the AUTHENTICATE_MESSAGE.
+            (Some(opaque), Some(data)) if !data.is_empty() => {
+                let challenge = self.ntlm_challenges.take(now, opaque);
+                let message = herald_ntlm::AuthenticateMessage::parse(data);
+                let (Some(challenge), Ok(message)) = (challenge, message) else {
+                    metrics::counter!("herald_auth_failures_total", "reason" => "bad_nonce")
+                        .increment(1);
+                    self.ntlm_restart(id, &request, destination, &config);
+                    return Step::Done;
+                };
+                let domain = validate::identity_domain(&request);
+                let Some(user) = validate::user_of(message.user(), domain.as_deref(), &self.config)
+                else {
+                    let r = Response::for_request(&request, 403, "Forbidden");
+                    self.answer(now, id, &request, r);
+                    return Step::Done;
+                };
+                Step::Lookup(Box::new(Lookup {
+                    user,
+                    pending: Pending {
+                        id,
+                        request,
+                        flow,
+                        peer,
+                        credentials: PendingAuth::Ntlm(Box::new(ntlm::PendingNtlm {
+                            challenge,
+                            message,
+                            credentials,
+                        })),
+                        realm,
+                    },
+                }))
+            }
+            // A request signed with the flow's association.
+            _ => {
+                let fields = ntlm::request_fields(&request);
+                match self.security.verify(&flow, &credentials, &fields) {
+                    Some(user) => {
+                        let pending = Pending {
+                            id,
+                            request,
+                            flow,
+                            peer,
+                            credentials: PendingAuth::Trusted,
+                            realm,
+                        };
+                        self.dispatch_authenticated(now, pending, &user);
+                    }
+                    None => {
+                        // A bad signature or an association we do not have: start over (SIPE
+                        // re-signs a request answered 401 and re-authenticates a REGISTER).
+                        metrics::counter!("herald_auth_failures_total", "reason" => "signature")
+                            .increment(1);
+                        self.ntlm_restart(id, &request, destination, &config);
+                    }
+                }
+                Step::Done
+            }
+        }
+    }
+
+    /// The handshake's last step once the user's record is here: verify the AUTHENTICATE
+    /// message against the NT hash, set up the association, verify the REGISTER's own
+    /// signature, then serve it.
+    /// 401 with the first NTLM challenge, for any method ([MS-SIPAE] uses 401 throughout):
+    /// SIPE re-signs a request answered so, and re-authenticates on a REGISTER.
+    fn ntlm_restart(
+        &mut self,
+        id: ServerId,
+        request: &Request,
+        destination: F,
+        config: &NtlmConfig,
+    ) {
+        let r = Response::for_request(request, 401, "Unauthorized")
+            .header(HeaderName::WwwAuthenticate, config.offer());
+        self.stateless(id, request, destination, r);
+    }
+
+    fn complete_ntlm(
+        &mut self,
+        now: Instant,
+        pending: Pending<F>,
+        user: Option<User>,
+        aor: &herald_directory::Aor,
+    ) {
+        let PendingAuth::Ntlm(n) = &pending.credentials else {
+            return;
+        };
+        let stored = user.as_ref().filter(|u| u.enabled).and_then(|u| {
+            u.credentials
+                .iter()
+                .find(|c| c.algorithm() == herald_directory::CredentialAlgorithm::Nt)
+                .and_then(|c| c.hash().parse::<herald_ntlm::NtHash>().ok())
+        });
+        // Unknown users are checked against a random hash: same work, same answer.
+        let hash = stored.unwrap_or_else(|| herald_ntlm::NtHash(self.rng.random()));
+        let accepted = herald_ntlm::accept(&n.challenge, &n.message, &hash);
+        let config = self.config.ntlm.clone();
+        let established = match (accepted, user, config) {
+            (Ok(auth), Some(user), Some(config)) if stored.is_some() => {
+                let opaque = n.credentials.opaque.clone().unwrap_or_default();
+                herald_ntlm::SipaeParams::new(
+                    &config.realm,
+                    &config.targetname,
+                    &opaque,
+                    n.credentials.version,
+                )
+                .ok()
+                .map(|params| (herald_ntlm::SecurityAssociation::new(auth, params), user))
+            }
+            _ => None,
+        };
+        let Some((mut sa, user)) = established else {
+            metrics::counter!("herald_auth_failures_total", "reason" => "wrong_password")
+                .increment(1);
+            self.throttle
+                .record_failure(now, &throttle_key(aor), pending.peer.ip());
+            tracing::info!(user = %aor, source = %pending.peer.ip(), "NTLM authentication failed");
+            let r = Response::for_request(&pending.request, 403, "Forbidden");
+            self.answer(now, pending.id, &pending.request, r);
+            return;
+        };
+        // Version 4 clients sign the final REGISTER already.
+        if n.credentials.response.is_some()
+            && sa
+                .verify(&n.credentials, &ntlm::request_fields(&pending.request))
+                .is_err()
+        {
+            metrics::counter!("herald_auth_failures_total", "reason" => "signature").increment(1);
+            let r = Response::for_request(&pending.request, 403, "Forbidden");
+            self.answer(now, pending.id, &pending.request, r);
+            return;
+        }
+        self.throttle
+            .record_success(now, &throttle_key(aor), pending.peer.ip());
+        tracing::info!(user = %aor, "NTLM security association established");
+        self.security.insert(
+            pending.flow.clone(),
+            ntlm::Association {
+                sa,
+                user: user.clone(),
+            },
+        );
+        self.dispatch_authenticated(now, pending, &user);
     }
 
     fn dispatch_authenticated(&mut self, now: Instant, pending: Pending<F>, user: &User) {
@@ -929,9 +1159,24 @@ impl<F: FlowPath> Frontend<F> {
         for value in &challenge.values {
             r = r.header(name.clone(), value);
         }
-        // Challenges go out statelessly (RFC 3261 §26.3.2.4): a retransmitted request just
-        // gets a fresh challenge, and no transaction holds memory for the 64*T1 of Timer J for
-        // every client that has not authenticated yet.
+        if let (ChallengeKind::Www, Some(ntlm)) = (kind, &self.config.ntlm) {
+            // After the Digest ones: clients that answer only the first challenge (SIPp) take
+            // Digest, Lync clients look for the NTLM one.
+            r = r.header(HeaderName::WwwAuthenticate, ntlm.offer());
+        }
+        self.stateless(id, request, destination, r);
+    }
+
+    /// Sends a challenge statelessly (RFC 3261 §26.3.2.4): a retransmitted request just gets a
+    /// fresh challenge, and no transaction holds memory for the 64*T1 of Timer J for every
+    /// client that has not authenticated yet.
+    fn stateless(
+        &mut self,
+        id: ServerId,
+        request: &Request,
+        destination: F,
+        r: herald_sip::ResponseBuilder,
+    ) {
         self.transactions.abort(TransactionId::Server(id));
         self.drain_transaction_events();
         let (_, bytes) = self.finish(request.to().tag().is_some(), r);

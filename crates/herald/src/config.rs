@@ -68,6 +68,10 @@ pub(crate) struct PresenceConfig {
     pub(crate) away_minutes: u32,
 }
 
+fn default_auth_schemes() -> Vec<String> {
+    vec!["digest".to_owned(), "ntlm".to_owned()]
+}
+
 impl Default for PresenceConfig {
     fn default() -> Self {
         let e = herald_presence::engine::EngineConfig::default();
@@ -154,6 +158,10 @@ pub(crate) struct SipConfig {
     /// request names: trusted peers such as an SBC or a load generator. Empty by default.
     #[serde(default)]
     pub(crate) trusted_networks: Vec<ipnet::IpNet>,
+    /// Authentication schemes offered: `digest` (RFC 8760, for SIMPLE clients) and `ntlm`
+    /// ([MS-SIPAE], for Lync clients such as SIPE). Both by default.
+    #[serde(default = "default_auth_schemes")]
+    pub(crate) auth_schemes: Vec<String>,
     /// This server's FQDN among the members of its `[[topology.pools]]`, for pool homing;
     /// found from the SIP listen addresses when absent.
     pub(crate) member: Option<String>,

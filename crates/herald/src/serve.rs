@@ -64,11 +64,16 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
     let (secret, epoch) = (rand::random(), Instant::now());
     let shards = std::thread::available_parallelism().map_or(1, usize::from);
     let homing = homing(&config, &topology, &bound)?;
+    let ntlm = ntlm_config(&config, &advertised_host(&config))?;
+    let security = herald_frontend::SecurityAssociations::default();
     let cores = (0..shards)
         .map(|_| {
             let mut c = frontend_config(&config, &limits, shards);
             c.homing.clone_from(&homing);
-            Frontend::new(c, secret, epoch)
+            c.ntlm.clone_from(&ntlm);
+            let mut core = Frontend::new(c, secret, epoch)?;
+            core.share_security_associations(security.clone());
+            Ok::<_, herald_frontend::ConfigError>(core)
         })
         .collect::<Result<Vec<_>, _>>()
         .context("invalid [sip] settings")?;
@@ -201,7 +206,40 @@ fn frontend_config(config: &Config, limits: &Limits, shards: usize) -> FrontendC
         trusted_networks: config.sip.trusted_networks.clone(),
         persist_registrations: true,
         homing: None,
+        ntlm: None,
     }
+}
+
+/// NTLM for Lync clients when `[sip] auth_schemes` lists it; unknown schemes are refused.
+fn ntlm_config(config: &Config, host: &str) -> anyhow::Result<Option<herald_frontend::NtlmConfig>> {
+    let mut ntlm = false;
+    for scheme in &config.sip.auth_schemes {
+        match scheme.to_ascii_lowercase().as_str() {
+            "ntlm" => ntlm = true,
+            "digest" => {}
+            other => anyhow::bail!("[sip] auth_schemes: unknown scheme {other:?} (digest, ntlm)"),
+        }
+    }
+    if !ntlm {
+        return Ok(None);
+    }
+    let netbios = |name: &str| {
+        name.split('.')
+            .next()
+            .unwrap_or(name)
+            .chars()
+            .take(15)
+            .collect::<String>()
+            .to_ascii_uppercase()
+    };
+    let domain = &config.sip.domain;
+    let identity = herald_ntlm::ServerIdentity::new(&netbios(domain), &netbios(host), domain, host)
+        .map_err(|e| anyhow::anyhow!("NTLM server identity from {host}: {e}"))?;
+    Ok(Some(herald_frontend::NtlmConfig {
+        realm: herald_frontend::NTLM_REALM.to_owned(),
+        targetname: host.to_owned(),
+        identity,
+    }))
 }
 
 /// Pool homing for this server: the pool it is a member of (by `[sip] member`, else by a SIP

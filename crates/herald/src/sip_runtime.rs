@@ -157,16 +157,16 @@ impl SipRuntime {
         }
     }
 
-    /// Sends a request nobody answers (BENOTIFY, MS-SIP §3.5) once, outside any transaction.
+    /// Sends a request nobody answers (BENOTIFY, MS-SIP §3.5) once, outside any transaction,
+    /// through a core so it is signed for clients with an NTLM security association.
     pub(crate) fn send_unanswered(&self, flow: Flow, request: &OutboundRequest) {
         let Some(transports) = self.transports.get() else {
             return;
         };
+        let shard = self.next_notify_shard.fetch_add(1, Ordering::Relaxed) % self.shards.len();
         let branch = format!("{BRANCH_PREFIX}x{:016x}", rand::random::<u64>());
         let bytes = request.with_via(&transports.via(flow, &branch));
-        if let Err(e) = transports.send(flow, bytes) {
-            tracing::debug!(?flow, error = %e, "BENOTIFY not sent");
-        }
+        self.with_core(shard, |core| core.send_unanswered(flow, bytes));
     }
 
     /// Starts the background tasks: a timer per core, the gauges, the directory cache.

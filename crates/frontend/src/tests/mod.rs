@@ -6,6 +6,7 @@
 //! [`Frontend::poll_transmit`] hands out with [`Message::parse`], as a client would.
 
 mod digest;
+mod ntlm;
 mod parse_errors;
 mod registrar;
 mod responses;
@@ -94,6 +95,7 @@ fn config() -> FrontendConfig {
         trusted_networks: Vec::new(),
         persist_registrations: false,
         homing: None,
+        ntlm: None,
     }
 }
 
