@@ -91,7 +91,10 @@ pub(crate) fn check(request: &Request, config: &FrontendConfig) -> Option<Reject
     {
         return Some(Rejection::new(483, "Too Many Hops"));
     }
-    let unsupported: Vec<&str> = request.require().collect();
+    let unsupported: Vec<&str> = request
+        .require()
+        .filter(|tag| !(config.presence && understood_with_presence(tag)))
+        .collect();
     if !unsupported.is_empty() {
         return Some(
             Rejection::new(420, "Bad Extension")
@@ -121,6 +124,14 @@ pub(crate) fn check(request: &Request, config: &FrontendConfig) -> Option<Reject
         }
     }
     None
+}
+
+/// Extensions the presence service implements, which clients may `Require`: Lync batched
+/// subscriptions (`adhoclist`, `categoryList`, MS-SIP §3.3) and RFC 4662 lists (`eventlist`).
+fn understood_with_presence(tag: &str) -> bool {
+    ["adhoclist", "categorylist", "eventlist"]
+        .iter()
+        .any(|t| tag.eq_ignore_ascii_case(t))
 }
 
 /// Whether a REGISTER's Request-URI names this registrar: one of our domains or a host inside

@@ -311,7 +311,10 @@ pub fn render_notification(
         out.put_slice(ctype.as_bytes());
         out.put_slice(b"\r\n\r\n");
         out.put_slice(body);
-        out.put_slice(b"\r\n");
+        // The part ends with a CRLF of its own before the delimiter's CRLF: libpurple 2.14's
+        // MIME parser (SIPE's) cuts two bytes too many from every part, which would truncate
+        // the XML; to an RFC 2046 parser the extra CRLF is trailing whitespace of the body.
+        out.put_slice(b"\r\n\r\n");
     };
     part(root_id, "application/rlmi+xml;charset=\"UTF-8\"", &rlmi);
     for p in parts {
