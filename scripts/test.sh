@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential pkg-config sip-tester bind9-dnsutils bind9-utils curl)
+packages=(build-essential pkg-config sip-tester bind9-dnsutils bind9-utils curl
+    # The SIPE acceptance test (tests/sipe/run.sh): a real Lync client driven headless.
+    finch pidgin-sipe libpurple-bin dbus tmux libxml2-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
