@@ -249,7 +249,14 @@ log "work dir $T"
 # ---------------------------------------------------------------------------------------------
 # 2. The libxml2 shim (not part of the repo: built from ../shared each run)
 # ---------------------------------------------------------------------------------------------
-SHIM_SRC=${SIPE_SHIM_SRC:-$REPO/../shared/tools/sipe/sax1shim.c}
+# The project's shared folder sits beside the repository; a clone elsewhere on the development
+# machine finds it at /work/shared.
+SHIM_REL=tools/sipe/sax1shim.c
+if [ -z "${SIPE_SHIM_SRC:-}" ]; then
+    SIPE_SHIM_SRC=$REPO/../shared/$SHIM_REL
+    [ -e "$SIPE_SHIM_SRC" ] || SIPE_SHIM_SRC=/work/shared/$SHIM_REL
+fi
+SHIM_SRC=$SIPE_SHIM_SRC
 [ -f "$SHIM_SRC" ] || fail "the libxml2 SAX1 shim source is not at $SHIM_SRC (set SIPE_SHIM_SRC)"
 gcc -shared -fPIC -O2 -o "$T/sax1shim.so" "$SHIM_SRC" -I/usr/include/libxml2 -ldl 2>"$T/shim.err" ||
     { cat "$T/shim.err" >&2; fail "compiling $SHIM_SRC failed"; }

@@ -7,10 +7,14 @@
 //! nothing about what they send.
 //!
 //! [`fake::FakeRegistrar`] is a stand-in registrar that checks Digest with herald's own
-//! authenticator: the generator's tests use it, and it shows the generator's own ceiling.
+//! authenticator, and [`fake_presence::FakePresence`] a stand-in presence server (SUBSCRIBE,
+//! PUBLISH with ETags, NOTIFY fan-out): the generator's tests use them, and they show the
+//! generator's own ceiling.
 
+pub mod drive;
 pub mod engine;
 pub mod fake;
+pub mod fake_presence;
 pub mod histogram;
 pub mod ramp;
 pub mod report;
@@ -20,6 +24,7 @@ pub mod sip;
 use std::io;
 
 use engine::{LoadConfig, Runner};
+use scenario::presence::{PresenceConfig, PresenceScenario};
 use scenario::register::{RegisterConfig, RegisterScenario};
 
 /// Starts worker threads running the register scenario; drive them with
@@ -27,5 +32,13 @@ use scenario::register::{RegisterConfig, RegisterScenario};
 pub fn register_runner(load: &LoadConfig, register: RegisterConfig) -> io::Result<Runner> {
     Runner::start(load, move |context| {
         RegisterScenario::new(register.clone(), context)
+    })
+}
+
+/// Starts worker threads running the presence scenario; drive them with [`drive::run`] or
+/// [`Runner::run_phase`] with the scenario's modes, then [`Runner::stop`].
+pub fn presence_runner(load: &LoadConfig, presence: PresenceConfig) -> io::Result<Runner> {
+    Runner::start(load, move |context| {
+        PresenceScenario::new(presence.clone(), context)
     })
 }

@@ -7,12 +7,15 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use sipload::drive::{self, Criteria as PresenceCriteria, Plan};
 use sipload::engine::LoadConfig;
 use sipload::engine::Phase;
 use sipload::engine::transaction::TimerConfig;
 use sipload::fake::{FakeConfig, FakeRegistrar};
+use sipload::fake_presence::FakePresence;
 use sipload::ramp::{self, Criteria};
 use sipload::report::{Stats, Table};
+use sipload::scenario::presence::{PresenceConfig, UserFormat};
 use sipload::scenario::register::RegisterConfig;
 
 /// Load generator for herald: paced, authenticated SIP traffic from many simulated clients.
@@ -30,6 +33,157 @@ enum Command {
     /// A stand-in registrar that answers 401 then 200 and checks Digest with herald-auth, to
     /// test and calibrate the generator without herald.
     FakeRegistrar(FakeArgs),
+    /// Presence (SIP SIMPLE): register, hold subscriptions, step the PUBLISH rate (ETag chains,
+    /// NOTIFY fan-out, publish → notify latency) and the one-time query rate up.
+    Presence(Box<PresenceArgs>),
+    /// A stand-in presence server (SUBSCRIBE/PUBLISH/NOTIFY, no authentication), to test and
+    /// calibrate the presence scenario without herald or Kamailio.
+    FakePresence(FakePresenceArgs),
+}
+
+#[derive(Debug, Args)]
+struct PresenceArgs {
+    /// The presence server's address.
+    #[arg(long, default_value = "127.0.0.1:5060")]
+    server: SocketAddr,
+    /// The domain of every URI (`sip:p7@<domain>`).
+    #[arg(long, default_value = "example.com")]
+    domain: String,
+    /// Presentities (users that publish), names from --presentity-format.
+    #[arg(long, default_value_t = 1000)]
+    presentities: u32,
+    /// Watchers (users that subscribe), names from --watcher-format.
+    #[arg(long, default_value_t = 20_000)]
+    watchers: u32,
+    /// Presentities each watcher subscribes to (its contacts): W × C subscriptions, spread so
+    /// that every presentity has W × C / P watchers when W is a multiple of P.
+    #[arg(long, default_value_t = 1)]
+    contacts: u32,
+    /// Presentity user name pattern; `{n}` is the number.
+    #[arg(long, default_value = "p{n}")]
+    presentity_format: String,
+    /// Watcher user name pattern; the same as --presentity-format makes watchers and
+    /// presentities the same users (scenario b: users watching each other).
+    #[arg(long, default_value = "w{n}")]
+    watcher_format: String,
+    /// Every user's password, for servers that challenge (herald outside its trusted
+    /// networks); without it a challenge is a failure.
+    #[arg(long)]
+    password: Option<String>,
+    /// A file whose first line is the password.
+    #[arg(long, conflicts_with = "password")]
+    password_file: Option<PathBuf>,
+    /// Register every user (presentities and watchers) first, at this rate per second.
+    #[arg(long)]
+    register_rate: Option<f64>,
+    /// Publish once per presentity at this rate before subscribing, so that every initial
+    /// NOTIFY carries a published state (the sign-in storm).
+    #[arg(long)]
+    seed_rate: Option<f64>,
+    /// SUBSCRIBEs per second while setting the subscriptions up.
+    #[arg(long, default_value_t = 2000.0)]
+    subscribe_rate: f64,
+    /// Expires of subscriptions and publications, seconds.
+    #[arg(long, default_value_t = 3600)]
+    expires: u32,
+    /// PUBLISH rates to step through, comma-separated (stops at the first not sustained);
+    /// empty: no publish phase.
+    #[arg(
+        long,
+        default_value = "500,1000,1400,1800,2000,2400,3000,4000,5000,6000,8000,10000"
+    )]
+    publish_rates: String,
+    /// Length of each publish step.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    publish_duration: Duration,
+    /// One-time query rates to step through, comma-separated; empty: none.
+    #[arg(
+        long,
+        default_value = "4000,8000,12000,16000,18000,20000,25000,30000,40000,50000"
+    )]
+    fetch_rates: String,
+    /// Length of each one-time query step.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    fetch_duration: Duration,
+    /// Clients making one-time queries (each has one query in flight at a time).
+    #[arg(long, default_value_t = 4000)]
+    fetchers: u32,
+    /// Hold the subscriptions this long after setting them up, before the publish steps.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    hold: Duration,
+    /// Wait this long after the subscriptions are up before reading memory again.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    settle: Duration,
+    /// Shell command printing the server's memory in bytes (or kamcmd core.shmmem output),
+    /// run before subscribing and after --settle: gives bytes per subscription.
+    #[arg(long)]
+    memory_command: Option<String>,
+    /// The server's pid: its CPU (with its child processes) is reported per phase.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Pause between steps.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    gap: Duration,
+    /// Pause after a failing publish step, for the server to recover before the queries.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    recover: Duration,
+    /// A step is sustained below this fraction of failed or unstarted units.
+    #[arg(long, default_value_t = 0.001)]
+    max_failure_ratio: f64,
+    /// ... with at least this fraction of the expected notifications received.
+    #[arg(long, default_value_t = 0.999)]
+    min_delivery: f64,
+    /// ... and publish → notify p99 at most this.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    max_notify_p99: Duration,
+    /// ... and (queries) SUBSCRIBE → NOTIFY p99 at most this.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    max_p99: Duration,
+    /// A publish step ends once no NOTIFY came for this long (or --drain ran out).
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    notify_grace: Duration,
+    /// Worker threads (each with its own sockets, watchers and publishers).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// UDP sockets per thread.
+    #[arg(long, default_value_t = 1)]
+    sockets_per_thread: usize,
+    /// First local UDP port (one per socket), or 0 for ephemeral ports.
+    #[arg(long, default_value_t = 0)]
+    local_port: u16,
+    /// Socket send/receive buffer to ask the kernel for, bytes.
+    #[arg(long, default_value_t = 8 << 20)]
+    socket_buffer: usize,
+    /// Timer T1: first retransmission interval (doubles up to T2 = 4 s).
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    t1: Duration,
+    /// Timer F: a request without a final response (or a subscription without its NOTIFY) by
+    /// then counts as a timeout.
+    #[arg(long, default_value = "32s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Do not retransmit; only count a timeout after --timeout.
+    #[arg(long)]
+    no_retransmit: bool,
+    /// After the last start of a phase, how long to wait for answers.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    drain: Duration,
+}
+
+#[derive(Debug, Args)]
+struct FakePresenceArgs {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:5060")]
+    listen: SocketAddr,
+    /// The domain.
+    #[arg(long, default_value = "example.com")]
+    domain: String,
+    /// Stop after this long.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    duration: Duration,
+    /// Challenge every request (401 for REGISTER, 407 for the rest) and check the Digest
+    /// response for this password.
+    #[arg(long)]
+    password: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -151,7 +305,134 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Register(args) => register(args),
         Command::FakeRegistrar(args) => fake_registrar(args),
+        Command::Presence(args) => presence(*args),
+        Command::FakePresence(args) => fake_presence(args),
     }
+}
+
+fn presence(args: PresenceArgs) -> anyhow::Result<()> {
+    let Some(mut config) = PresenceConfig::new(
+        &args.domain,
+        args.presentities,
+        args.watchers,
+        args.contacts,
+        rand::random(),
+    ) else {
+        bail!("need at least one presentity and no more --contacts than --presentities");
+    };
+    if args.watchers == 0 || args.contacts == 0 {
+        bail!("--watchers and --contacts must be at least 1");
+    }
+    for (name, rate) in [
+        ("--subscribe-rate", Some(args.subscribe_rate)),
+        ("--register-rate", args.register_rate),
+        ("--seed-rate", args.seed_rate),
+    ] {
+        if rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+            bail!("{name} must be a positive number");
+        }
+    }
+    config.presentity_format = UserFormat::new(&args.presentity_format);
+    config.watcher_format = UserFormat::new(&args.watcher_format);
+    config.password = match (&args.password, &args.password_file) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(_)) => Some(password(&PasswordArgs {
+            password: None,
+            password_file: args.password_file.clone(),
+        })?),
+        (None, None) => None,
+    };
+    config.expires = args.expires;
+    config.fetchers = args.fetchers.max(1);
+    config.notify_grace = args.notify_grace;
+    let threads = args.threads.max(1);
+    let load = LoadConfig {
+        server: args.server,
+        clients: config.subscriptions(),
+        threads,
+        sockets_per_thread: args.sockets_per_thread.max(1),
+        local_port: args.local_port,
+        max_outstanding: usize::MAX / 2,
+        socket_buffer: args.socket_buffer,
+        timers: TimerConfig {
+            t1: args.t1,
+            t2: TimerConfig::default().t2.max(args.t1),
+            timeout: args.timeout,
+            retransmit: !args.no_retransmit,
+        },
+        drain: args.drain,
+    };
+    let plan = Plan {
+        subscriptions: config.subscriptions(),
+        users: config.users(),
+        presentities: args.presentities,
+        seed_rate: args.seed_rate,
+        register_rate: args.register_rate,
+        subscribe_rate: args.subscribe_rate,
+        settle: args.settle,
+        memory_command: args.memory_command.clone(),
+        server_pid: args.server_pid,
+        publish_rates: rates(&args.publish_rates)?,
+        publish_duration: args.publish_duration,
+        fetch_rates: rates(&args.fetch_rates)?,
+        fetch_duration: args.fetch_duration,
+        hold: args.hold,
+        gap: args.gap,
+        recover: args.recover,
+        criteria: PresenceCriteria {
+            max_failure_ratio: args.max_failure_ratio,
+            min_rate_ratio: PresenceCriteria::default().min_rate_ratio,
+            min_delivery: args.min_delivery,
+            max_notify_p99: args.max_notify_p99,
+            max_p99: args.max_p99,
+        },
+    };
+    println!(
+        "sipload presence → {}: {} presentities, {} watchers × {} contacts = {} subscriptions, \
+         {} thread(s) × {} socket(s), {}",
+        args.server,
+        args.presentities,
+        args.watchers,
+        args.contacts,
+        config.subscriptions(),
+        threads,
+        load.sockets_per_thread,
+        if config.password.is_some() {
+            "Digest when challenged"
+        } else {
+            "no credentials"
+        },
+    );
+    let mut runner = sipload::presence_runner(&load, config)
+        .with_context(|| format!("opening UDP sockets towards {}", args.server))?;
+    let outcome = drive::run(&mut runner, &plan);
+    runner.stop();
+    Ok(outcome?)
+}
+
+/// `1000,2000 3000` → [1000, 2000, 3000].
+fn rates(text: &str) -> anyhow::Result<Vec<f64>> {
+    text.split([',', ' '])
+        .filter(|t| !t.is_empty())
+        .map(|t| match t.parse::<f64>() {
+            Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
+            _ => bail!("`{t}` is not a positive rate"),
+        })
+        .collect()
+}
+
+fn fake_presence(args: FakePresenceArgs) -> anyhow::Result<()> {
+    let fake = FakePresence::start(args.listen, &args.domain, args.password.as_deref())
+        .with_context(|| format!("listening on {}", args.listen))?;
+    eprintln!(
+        "fake presence server on {} for {:?}",
+        fake.local_addr(),
+        args.duration
+    );
+    std::thread::sleep(args.duration);
+    let s = fake.stop();
+    println!("fake presence: {s:?}");
+    Ok(())
 }
 
 fn register(args: RegisterArgs) -> anyhow::Result<()> {
@@ -207,10 +488,7 @@ fn register(args: RegisterArgs) -> anyhow::Result<()> {
         .with_context(|| format!("opening UDP sockets towards {}", args.server))?;
     let outcome = match args.step {
         None => runner
-            .run_phase(Phase {
-                rate: args.rate,
-                duration: args.duration,
-            })
+            .run_phase(Phase::new(args.rate, args.duration))
             .map(|stats| {
                 print!(
                     "{}",
@@ -361,6 +639,14 @@ mod tests {
         assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn rate_lists() {
+        assert_eq!(rates("1000,2000 3000").unwrap(), [1000.0, 2000.0, 3000.0]);
+        assert!(rates("").unwrap().is_empty());
+        assert!(rates("1,x").is_err());
+        assert!(rates("0").is_err());
     }
 
     #[test]

@@ -32,12 +32,29 @@ pub fn ramp(
     rates: impl IntoIterator<Item = f64>,
     duration: Duration,
     criteria: Criteria,
+    each: impl FnMut(&Stats, bool),
+) -> io::Result<Option<f64>> {
+    ramp_with(
+        runner,
+        rates,
+        |rate| Phase::new(rate, duration),
+        |stats| stats.sustained(criteria.max_failure_ratio, criteria.max_p99),
+        each,
+    )
+}
+
+/// [`ramp`] with the phase of each rate built by `phase` and judged by `sustained`.
+pub fn ramp_with(
+    runner: &mut Runner,
+    rates: impl IntoIterator<Item = f64>,
+    phase: impl Fn(f64) -> Phase,
+    sustained: impl Fn(&Stats) -> bool,
     mut each: impl FnMut(&Stats, bool),
 ) -> io::Result<Option<f64>> {
     let mut best = None;
     for rate in rates {
-        let stats = runner.run_phase(Phase { rate, duration })?;
-        let ok = stats.sustained(criteria.max_failure_ratio, criteria.max_p99);
+        let stats = runner.run_phase(phase(rate))?;
+        let ok = sustained(&stats);
         each(&stats, ok);
         if !ok {
             break;

@@ -55,6 +55,72 @@ pub struct Stats {
     pub auth_latency: Histogram,
     /// Whole unit, first request → final 2xx (challenge round trip included), microseconds.
     pub unit_latency: Histogram,
+    /// Presence: what the server's NOTIFYs and BENOTIFYs amounted to.
+    pub notify: NotifyStats,
+    /// How late the generator started its units: start instant − due instant, microseconds.
+    /// A large p99 means the generator itself was descheduled or overloaded, so the server's
+    /// latencies of that phase are partly the generator's.
+    pub start_lag: Histogram,
+}
+
+/// Requests the server sent to the watchers during a phase (presence scenario), beyond the
+/// initial NOTIFY of each subscription and the NOTIFY of each one-time query, which complete
+/// those units.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct NotifyStats {
+    /// NOTIFYs received on established subscriptions (retransmissions not counted), each
+    /// answered 200.
+    pub notifies: u64,
+    /// BENOTIFYs (best-effort NOTIFY, not answered) received.
+    pub benotifies: u64,
+    /// NOTIFYs (and PUBLISHes' fan-out) the phase's successful PUBLISHes should cause: for each
+    /// 2xx to a PUBLISH, the presentity's number of subscriptions.
+    pub expected: u64,
+    /// NOTIFYs received again (CSeq not above the highest seen on the subscription): the
+    /// server retransmitted, so an answer was lost or late.
+    pub retransmissions: u64,
+    /// Notifications whose body carried this run's marker for a publication the subscription
+    /// had not yet seen: their publish → notify latency is exact.
+    pub marked: u64,
+    /// Notifications without the marker, timed from their presentity's last PUBLISH.
+    pub inferred: u64,
+    /// Notifications for a publication the subscription had already seen (or none).
+    pub extra: u64,
+    /// Requests for no subscription of this run, answered 481.
+    pub unknown: u64,
+    /// Subscriptions the server ended (`Subscription-State: terminated`).
+    pub terminated: u64,
+    /// PUBLISH sent → NOTIFY (or BENOTIFY) received, microseconds.
+    pub latency: Histogram,
+}
+
+impl NotifyStats {
+    /// NOTIFYs plus BENOTIFYs.
+    pub fn received(&self) -> u64 {
+        self.notifies + self.benotifies
+    }
+
+    /// Received notifications over expected ones (1.0 when none were expected).
+    pub fn delivery(&self) -> f64 {
+        if self.expected == 0 {
+            1.0
+        } else {
+            self.received() as f64 / self.expected as f64
+        }
+    }
+
+    fn merge(&mut self, o: &NotifyStats) {
+        self.notifies += o.notifies;
+        self.benotifies += o.benotifies;
+        self.expected += o.expected;
+        self.retransmissions += o.retransmissions;
+        self.marked += o.marked;
+        self.inferred += o.inferred;
+        self.extra += o.extra;
+        self.unknown += o.unknown;
+        self.terminated += o.terminated;
+        self.latency.merge(&o.latency);
+    }
 }
 
 impl Stats {
@@ -83,6 +149,8 @@ impl Stats {
             wall: Duration::ZERO,
             auth_latency: Histogram::new(),
             unit_latency: Histogram::new(),
+            notify: NotifyStats::default(),
+            start_lag: Histogram::new(),
         }
     }
 
@@ -118,6 +186,8 @@ impl Stats {
         self.malformed += o.malformed;
         self.auth_latency.merge(&o.auth_latency);
         self.unit_latency.merge(&o.unit_latency);
+        self.notify.merge(&o.notify);
+        self.start_lag.merge(&o.start_lag);
     }
 
     /// Units that failed: a final non-success status, a timeout, an unanswerable challenge, or
@@ -162,6 +232,12 @@ impl Stats {
     /// Failure counts by status, as `401×3, 503×1`; `none` when there are none.
     pub fn status_breakdown(&self) -> String {
         self.statuses(", ", "×")
+    }
+
+    /// Failure counts by status for a `RESULT` line, as `401x3,503x1`; `none` when there are
+    /// none.
+    pub fn statuses_compact(&self) -> String {
+        self.statuses(",", "x")
     }
 
     fn statuses(&self, separator: &str, times: &str) -> String {
@@ -302,7 +378,8 @@ fn latency(h: &Histogram) -> String {
     )
 }
 
-fn per_second(count: u64, duration: Duration) -> f64 {
+/// `count` over `duration`, per second (0 for an empty duration).
+pub fn per_second(count: u64, duration: Duration) -> f64 {
     let secs = duration.as_secs_f64();
     if secs > 0.0 { count as f64 / secs } else { 0.0 }
 }

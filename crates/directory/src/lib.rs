@@ -41,7 +41,10 @@ pub use error::{EntityKind, Error};
 pub use model::{
     Aor, Credential, CredentialAlgorithm, DisplayName, Domain, NewUser, User, UserQuery,
 };
-pub use sqlite::{OpenOptions, Prepared, SchemaUpgrade, SqliteDirectory, SqlitePresenceStore};
+pub use sqlite::{
+    OpenOptions, Prepared, RegistrationDurability, SchemaUpgrade, SqliteDirectory,
+    SqlitePresenceStore,
+};
 
 /// Where acknowledged registrations are kept across restarts. Only bindings the server can
 /// reach again after a restart are stored (datagram flows; a connection dies with the process).
@@ -98,6 +101,9 @@ pub struct StoredBinding {
     pub expires_at_ms: i64,
     /// The runtime's description of the flow back to the client.
     pub flow: String,
+    /// The pool member whose socket that flow leaves from (empty for a single server): only
+    /// that member can reach the client over it.
+    pub server: String,
     /// Where the REGISTER came from, for admin views.
     pub source: String,
     /// The client's User-Agent.

@@ -432,6 +432,10 @@ impl<F: FlowPath> Frontend<F> {
         aor: &herald_directory::Aor,
         stored: &herald_directory::StoredBinding,
     ) {
+        if stored.server != self.member() {
+            // Acknowledged by another member of the pool, over its own socket.
+            return;
+        }
         let left_ms = stored.expires_at_ms.saturating_sub(self.unix_ms(now));
         let (Some(flow), Some(aor)) = (F::from_persistent(&stored.flow), register::aor_of(aor))
         else {
@@ -592,9 +596,15 @@ impl<F: FlowPath> Frontend<F> {
                     expires_at_ms: now_ms.saturating_add(millis(b.expires_at(), now)),
                     source: b.source().to_owned(),
                     user_agent: b.user_agent().map(str::to_owned),
+                    server: self.member().to_owned(),
                 })
             })
             .collect()
+    }
+
+    /// This server's member FQDN in its pool, empty for a single server.
+    fn member(&self) -> &str {
+        self.config.homing.as_ref().map_or("", |h| h.this.as_str())
     }
 
     /// Unix milliseconds at `now`, from the wall clock the runtime set.

@@ -68,6 +68,15 @@ pub(crate) struct PresenceConfig {
     pub(crate) away_minutes: u32,
 }
 
+/// `[sip] registration_durability`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RegistrationDurabilityConfig {
+    #[default]
+    Process,
+    Disk,
+}
+
 fn default_auth_schemes() -> Vec<String> {
     vec!["digest".to_owned(), "ntlm".to_owned()]
 }
@@ -158,6 +167,10 @@ pub(crate) struct SipConfig {
     /// request names: trusted peers such as an SBC or a load generator. Empty by default.
     #[serde(default)]
     pub(crate) trusted_networks: Vec<ipnet::IpNet>,
+    /// How durable a registration is before its 200 OK: `process` (survives any end of the
+    /// process; default) or `disk` (also a power cut, at the cost of a disk sync per batch).
+    #[serde(default)]
+    pub(crate) registration_durability: RegistrationDurabilityConfig,
     /// Authentication schemes offered: `digest` (RFC 8760, for SIMPLE clients) and `ntlm`
     /// ([MS-SIPAE], for Lync clients such as SIPE). Both by default.
     #[serde(default = "default_auth_schemes")]

@@ -26,6 +26,14 @@ use crate::transport::{BoundAddrs, Listeners, TransportLimits};
 pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let metrics = admin::install_metrics()?;
     let sqlite = Arc::new(open_directory(&config)?);
+    sqlite.set_registration_durability(match config.sip.registration_durability {
+        crate::config::RegistrationDurabilityConfig::Process => {
+            herald_directory::RegistrationDurability::Process
+        }
+        crate::config::RegistrationDurabilityConfig::Disk => {
+            herald_directory::RegistrationDurability::Disk
+        }
+    });
     let presence_store = sqlite.presence_store();
     let registration_store: Arc<dyn RegistrationStore> = sqlite.clone();
     let directory: Arc<dyn Directory> = sqlite;

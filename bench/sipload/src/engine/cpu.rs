@@ -21,6 +21,48 @@ fn parse_stat(stat: &str) -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
+/// User + system CPU time of process `pid` and all its descendants (a server that forks
+/// workers, like Kamailio); `None` when `pid` is gone.
+pub fn tree_time(pid: u32) -> Option<Duration> {
+    let mut procs = Vec::new();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(p) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        if let (Some(ppid), Some(time)) = (parse_ppid(&stat), parse_stat(&stat)) {
+            procs.push((p, ppid, time));
+        }
+    }
+    if !procs.iter().any(|(p, _, _)| *p == pid) {
+        return None;
+    }
+    let mut tree = vec![pid];
+    let mut total = Duration::ZERO;
+    let mut i = 0;
+    while let Some(&parent) = tree.get(i) {
+        i += 1;
+        for (p, ppid, time) in &procs {
+            if *p == parent {
+                total += *time;
+            }
+            if *ppid == parent && *p != parent {
+                tree.push(*p);
+            }
+        }
+    }
+    Some(total)
+}
+
+/// Field 4 of `/proc/<pid>/stat`, the parent's pid.
+fn parse_ppid(stat: &str) -> Option<u32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().nth(1)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -31,5 +73,8 @@ mod tests {
         assert_eq!(parse_stat(stat), Some(Duration::from_secs(3)));
         assert_eq!(parse_stat("garbage"), None);
         assert!(process_time().is_some());
+        assert_eq!(parse_ppid(stat), Some(1));
+        assert!(tree_time(std::process::id()).is_some());
+        assert_eq!(tree_time(u32::MAX), None);
     }
 }

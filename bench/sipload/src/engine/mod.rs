@@ -1,12 +1,13 @@
 //! The scenario-independent part of the generator: worker threads, each with its own clients,
 //! UDP sockets, deadline heap and open-loop pacer, driven phase by phase from the caller.
 //!
-//! A [`Scenario`] (REGISTER today; PUBLISH/SUBSCRIBE later) owns one thread's simulated clients
-//! and says what to send when a unit of work starts, when a response arrives and when a timer
-//! fires. The engine owns time and sockets: per loop turn it starts what the pacer says is due,
-//! fires due timers, drains the sockets (edge-triggered, until `WouldBlock`), and sleeps in
-//! `epoll` until the next of those is due. Nothing allocates per message beyond what a
-//! scenario chooses to.
+//! A [`Scenario`] (REGISTER; presence: SUBSCRIBE, PUBLISH, NOTIFY) owns one thread's simulated
+//! clients and says what to send when a unit of work starts, when a datagram arrives and when a
+//! timer fires. The engine owns time and sockets: per loop turn it starts what the pacer says is
+//! due, fires due timers, drains the sockets (edge-triggered, until `WouldBlock`), and sleeps in
+//! `epoll` until the next of those is due. Between phases a thread keeps draining its sockets
+//! (a server's NOTIFYs are answered whenever they come) and wakes for the next command through
+//! a [`Waker`]. Nothing allocates per message beyond what a scenario chooses to.
 
 pub mod cpu;
 pub mod pacer;
@@ -17,11 +18,11 @@ pub mod udp;
 use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::report::Stats;
 use pacer::Pacer;
@@ -42,6 +43,15 @@ pub trait Scenario {
     /// The phase is over: forget every unit in progress, counting it unfinished, so the next
     /// phase starts with every client free.
     fn abandon(&mut self, io: &mut Io<'_>);
+    /// A phase begins at `now` (before its first start); `phase.mode` says what its units are
+    /// for scenarios with more than one kind.
+    fn begin(&mut self, _phase: &Phase, _now: Instant) {}
+    /// Whether the phase may end at `now` once its last unit started: by default when no unit
+    /// is in progress. A scenario that expects requests from the server after its own units
+    /// finished (NOTIFYs after a PUBLISH) waits for them to go quiet.
+    fn settled(&self, _now: Instant) -> bool {
+        self.outstanding() == 0
+    }
 }
 
 /// What a scenario is built from, on its own thread.
@@ -49,6 +59,8 @@ pub trait Scenario {
 pub struct ThreadContext {
     /// This thread's number, 0-based.
     pub thread: usize,
+    /// How many worker threads there are.
+    pub threads: usize,
     /// Global indices of this thread's clients.
     pub clients: Range<u32>,
     /// Local addresses of this thread's sockets, in [`Io::send`] order.
@@ -120,6 +132,19 @@ pub struct Phase {
     pub rate: f64,
     /// How long to start new units.
     pub duration: Duration,
+    /// What a unit is, for scenarios with several kinds (0: the scenario's only kind).
+    pub mode: u32,
+}
+
+impl Phase {
+    /// `rate` units per second for `duration`, of the scenario's only (or first) kind.
+    pub fn new(rate: f64, duration: Duration) -> Self {
+        Phase {
+            rate,
+            duration,
+            mode: 0,
+        }
+    }
 }
 
 /// Worker threads waiting for phases.
@@ -130,6 +155,8 @@ pub struct Runner {
 
 struct Worker {
     commands: mpsc::Sender<Command>,
+    /// Wakes the thread, which answers the server between phases, when a command is sent.
+    waker: Option<Arc<Waker>>,
     handle: JoinHandle<()>,
 }
 
@@ -181,6 +208,7 @@ impl Runner {
                                 .collect::<io::Result<Vec<_>>>()?;
                             let scenario = make(ThreadContext {
                                 thread,
+                                threads,
                                 clients: clients.clone(),
                                 locals,
                             });
@@ -188,13 +216,33 @@ impl Runner {
                         });
                     match worker {
                         Ok(mut worker) => {
-                            let _ = ready_tx.send(Ok(()));
+                            let _ = ready_tx.send(Ok((thread, Arc::clone(&worker.waker))));
                             // So that `start` sees a thread that died before this as gone.
                             drop(ready_tx);
-                            while let Ok(command) = command_rx.recv() {
-                                let stats = worker.run_phase(command);
-                                if result_tx.send(stats).is_err() {
-                                    break;
+                            loop {
+                                match command_rx.try_recv() {
+                                    Ok(command) => {
+                                        let stats = worker.run_phase(command);
+                                        if result_tx.send(stats).is_err() {
+                                            break;
+                                        }
+                                    }
+                                    Err(mpsc::TryRecvError::Empty) => {
+                                        if worker.between_phases().is_err() {
+                                            // Polling failed: wait for commands without
+                                            // answering the server.
+                                            match command_rx.recv() {
+                                                Ok(command) => {
+                                                    let stats = worker.run_phase(command);
+                                                    if result_tx.send(stats).is_err() {
+                                                        break;
+                                                    }
+                                                }
+                                                Err(_) => break,
+                                            }
+                                        }
+                                    }
+                                    Err(mpsc::TryRecvError::Disconnected) => break,
                                 }
                             }
                         }
@@ -203,13 +251,21 @@ impl Runner {
                         }
                     }
                 })?;
-            workers.push(Worker { commands, handle });
+            workers.push(Worker {
+                commands,
+                waker: None,
+                handle,
+            });
         }
         drop(ready_tx);
-        let runner = Runner { workers, results };
+        let mut runner = Runner { workers, results };
         for _ in 0..threads {
             match ready.recv() {
-                Ok(Ok(())) => {}
+                Ok(Ok((thread, waker))) => {
+                    if let Some(w) = runner.workers.get_mut(thread) {
+                        w.waker = Some(waker);
+                    }
+                }
                 Ok(Err(e)) => {
                     runner.stop();
                     return Err(e);
@@ -231,6 +287,7 @@ impl Runner {
             w.commands
                 .send(Command { phase, start })
                 .map_err(|_| io::Error::other("a worker thread died"))?;
+            w.wake();
         }
         let cpu_before = cpu::process_time();
         let mut merged = Stats::new(phase.rate, phase.duration);
@@ -250,8 +307,24 @@ impl Runner {
     /// Ends the threads.
     pub fn stop(self) {
         for w in self.workers {
-            drop(w.commands);
-            let _ = w.handle.join();
+            let Worker {
+                commands,
+                waker,
+                handle,
+            } = w;
+            drop(commands);
+            if let Some(waker) = waker {
+                let _ = waker.wake();
+            }
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Worker {
+    fn wake(&self) {
+        if let Some(waker) = &self.waker {
+            let _ = waker.wake();
         }
     }
 }
@@ -269,6 +342,10 @@ struct Thread<S> {
     max_outstanding: usize,
     drain: Duration,
     threads: usize,
+    waker: Arc<Waker>,
+    /// What happens between phases (answers to the server's requests, late responses): kept
+    /// out of every phase's figures.
+    background: Stats,
 }
 
 impl<S: Scenario> Thread<S> {
@@ -282,7 +359,10 @@ impl<S: Scenario> Thread<S> {
         for (i, s) in sockets.iter_mut().enumerate() {
             poll.registry().register(s, Token(i), Interest::READABLE)?;
         }
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
         Ok(Thread {
+            waker,
+            background: Stats::new(0.0, Duration::ZERO),
             readable: vec![true; sockets.len()],
             sockets,
             poll,
@@ -304,9 +384,10 @@ impl<S: Scenario> Thread<S> {
         let mut pacer = Pacer::new(start, phase.rate / self.threads as f64, phase.duration);
         let end = start + phase.duration;
         let drain_end = end + self.drain;
+        self.scenario.begin(&phase, Instant::now());
         loop {
             let now = Instant::now();
-            let idle = self.scenario.outstanding() == 0 && pacer.next_at().is_none();
+            let idle = pacer.next_at().is_none() && self.scenario.settled(now);
             if now >= end && (idle || now >= drain_end) {
                 // Starts a descheduled thread never got to hand out did not happen.
                 stats.not_started += pacer.remaining();
@@ -318,6 +399,13 @@ impl<S: Scenario> Thread<S> {
                 stats: &mut stats,
                 timer_config: &self.timer_config,
             };
+            if let Some(due_at) = pacer.next_at()
+                && due_at <= now
+            {
+                io.stats
+                    .start_lag
+                    .record(u64::try_from((now - due_at).as_micros()).unwrap_or(u64::MAX));
+            }
             for _ in 0..pacer.due(now) {
                 if self.scenario.outstanding() < self.max_outstanding
                     && self.scenario.start(now, &mut io)
@@ -400,8 +488,79 @@ impl<S: Scenario> Thread<S> {
     }
 }
 
+impl<S: Scenario> Thread<S> {
+    /// One turn between phases: fires due timers, answers what the server sends, and sleeps
+    /// until the next timer, a datagram or a command (the waker), at most a second.
+    fn between_phases(&mut self) -> io::Result<()> {
+        let now = Instant::now();
+        let mut io = Io {
+            sockets: &self.sockets,
+            timers: &mut self.timers,
+            stats: &mut self.background,
+            timer_config: &self.timer_config,
+        };
+        while let Some(timer) = io.timers.pop_due(now) {
+            self.scenario.on_timer(now, timer, &mut io);
+        }
+        let mut more = false;
+        for (i, socket) in self.sockets.iter().enumerate() {
+            if !self.readable[i] {
+                continue;
+            }
+            let mut budget = RECV_BUDGET;
+            while budget > 0 {
+                budget -= 1;
+                match socket.recv(&mut self.buffer) {
+                    Ok(n) => {
+                        let mut io = Io {
+                            sockets: &self.sockets,
+                            timers: &mut self.timers,
+                            stats: &mut self.background,
+                            timer_config: &self.timer_config,
+                        };
+                        io.stats.received += 1;
+                        self.scenario
+                            .on_datagram(Instant::now(), &self.buffer[..n], &mut io);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.readable[i] = false;
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => self.background.send_errors += 1,
+                }
+            }
+            more |= self.readable[i];
+        }
+        let now = Instant::now();
+        let timeout = if more {
+            Duration::ZERO
+        } else {
+            self.timers
+                .next()
+                .map_or(IDLE_WAIT, |at| at.saturating_duration_since(now))
+                .min(IDLE_WAIT)
+        };
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        for event in &self.events {
+            if let Some(flag) = self.readable.get_mut(event.token().0) {
+                *flag = true;
+            }
+        }
+        // The counters only grow between phases; start them over now and then.
+        if self.background.received > 1 << 40 {
+            self.background = Stats::new(0.0, Duration::ZERO);
+        }
+        Ok(())
+    }
+}
+
 /// Thread `thread`'s contiguous share of `total` clients.
-fn share(total: u32, threads: usize, thread: usize) -> Range<u32> {
+pub fn share(total: u32, threads: usize, thread: usize) -> Range<u32> {
     let threads = threads as u64;
     let at = |t: u64| (u64::from(total) * t / threads) as u32;
     at(thread as u64)..at(thread as u64 + 1)
@@ -411,6 +570,10 @@ fn share(total: u32, threads: usize, thread: usize) -> Range<u32> {
 const MAX_DATAGRAM: usize = 65_535;
 /// Datagrams read from one socket per loop turn, so sends and timers are not starved.
 const RECV_BUDGET: usize = 256;
+/// The waker's token: past every socket's.
+const WAKE: Token = Token(usize::MAX);
+/// Longest sleep between phases without a timer, datagram or command.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {

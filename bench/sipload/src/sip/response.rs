@@ -101,7 +101,7 @@ pub fn auth_param<'a>(value: &'a [u8], name: &str) -> Option<&'a [u8]> {
         .map(|(_, v)| v)
 }
 
-fn status_code(start: &[u8]) -> Result<u16, ResponseError> {
+pub(crate) fn status_code(start: &[u8]) -> Result<u16, ResponseError> {
     let mut parts = start.splitn(3, |b| *b == b' ');
     let version = parts.next().unwrap_or_default();
     if !version.eq_ignore_ascii_case(b"SIP/2.0") {
@@ -118,7 +118,7 @@ fn status_code(start: &[u8]) -> Result<u16, ResponseError> {
     Ok(status)
 }
 
-fn parse_cseq(value: &[u8]) -> Result<(u32, &[u8]), ResponseError> {
+pub(crate) fn parse_cseq(value: &[u8]) -> Result<(u32, &[u8]), ResponseError> {
     let digits = value.iter().take_while(|b| b.is_ascii_digit()).count();
     if digits == 0 || digits > 10 {
         return Err(ResponseError::BadCSeq);
@@ -143,11 +143,11 @@ fn set_once<T>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(),
     Ok(())
 }
 
-fn is_challenge_header(field: &Field<'_>) -> bool {
+pub(crate) fn is_challenge_header(field: &Field<'_>) -> bool {
     field.is("WWW-Authenticate", None) || field.is("Proxy-Authenticate", None)
 }
 
-fn digest_challenge(value: &[u8]) -> Option<Challenge<'_>> {
+pub(crate) fn digest_challenge(value: &[u8]) -> Option<Challenge<'_>> {
     let scheme_len = value
         .iter()
         .position(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
@@ -159,7 +159,7 @@ fn digest_challenge(value: &[u8]) -> Option<Challenge<'_>> {
     Some(Challenge { value, stale })
 }
 
-fn algorithm_is(value: &[u8], algorithm: &[u8]) -> bool {
+pub(crate) fn algorithm_is(value: &[u8], algorithm: &[u8]) -> bool {
     auth_param(value, "algorithm").is_some_and(|a| a.eq_ignore_ascii_case(algorithm))
 }
 

@@ -34,6 +34,7 @@ use crate::{
 };
 use migrations::{MIGRATIONS, latest_version, migrate, read_version};
 pub use presence::SqlitePresenceStore;
+pub use registrations::RegistrationDurability;
 
 /// A [`Directory`] stored in one SQLite file.
 #[derive(Debug)]
@@ -43,6 +44,8 @@ pub struct SqliteDirectory {
     /// Writes made through this handle: SQLite's `data_version` only counts other
     /// connections' commits, and [`Directory::change_token`] must see both.
     local_writes: std::sync::atomic::AtomicU64,
+    /// Registrations wait for the disk ([`RegistrationDurability::Disk`]).
+    registration_sync: std::sync::atomic::AtomicBool,
 }
 
 /// How [`SqliteDirectory::open_with`] treats a store whose schema is older than the binary.
@@ -153,6 +156,7 @@ impl SqliteDirectory {
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             local_writes: std::sync::atomic::AtomicU64::new(0),
+            registration_sync: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

@@ -15,6 +15,8 @@
 //!   fallbacks, `dns records` and `cert request`.
 //! - `metrics`: the admin listener's `/metrics` and `/health`.
 //! - `sipp`: the SIPp registration scenario in `tests/sipp/`.
+//! - `presence`: PUBLISH, SUBSCRIBE / NOTIFY, BENOTIFY, the Lync SERVICE dialect, contact
+//!   lists and persistence (issue 3), and third-party SIPp presence scenarios.
 //! - `anchor`: mailbox anchoring with three `herald mailbox-server` backends: routing by
 //!   database, failover, CLI switchover, management-shell anchoring, backend cookies, and
 //!   `user clear-previous-mailbox`.
@@ -28,6 +30,9 @@ mod anchor;
 mod cli;
 mod discovery;
 mod metrics;
+mod pool_homing;
+mod presence;
+mod registration_restart;
 mod rfc3261_registrar;
 mod rfc3261_uas;
 mod rfc4475_torture;

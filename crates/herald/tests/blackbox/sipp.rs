@@ -21,6 +21,8 @@ fn server() -> Arc<Server> {
         Setup::new(DOMAIN)
             .tls(&[])
             .sip("digest_algorithms", "[\"MD5\"]")
+            // A server for SIMPLE clients only: SIPp answers the first challenge it gets.
+            .sip("auth_schemes", "[\"digest\"]")
             .user("sippudp", "pw-sippudp")
             .user("sipptcp", "pw-sipptcp")
             .user("sippload", "pw-sippload")

@@ -363,7 +363,7 @@ fn idle_connection_is_closed_by_the_server() {
 fn rfc3261_17_2_2_retransmission_gets_the_same_response() {
     let s = server();
     let mut c = SipClient::udp(s.udp());
-    let text = register_text(&c, "retrans", "retrans-1").replace("REGISTER", "SUBSCRIBE");
+    let text = register_text(&c, "retrans", "retrans-1").replace("REGISTER", "MESSAGE");
     let first = c.request(&text);
     assert_status(&first, 405);
     let again = c.request(&text);

@@ -14,6 +14,7 @@ CREATE TABLE registrations (
     cseq          INTEGER NOT NULL,
     expires_at    INTEGER NOT NULL,         -- Unix time, milliseconds
     flow          TEXT    NOT NULL,         -- the path back to the client, e.g. udp:0:192.0.2.7:5060
+    server        TEXT    NOT NULL,         -- the pool member whose socket the flow is ('' alone)
     source        TEXT    NOT NULL,         -- where the REGISTER came from, for admin views
     user_agent    TEXT,
     PRIMARY KEY (user_id, position)

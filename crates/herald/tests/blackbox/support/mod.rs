@@ -2,6 +2,9 @@
 
 pub(crate) mod dns;
 pub(crate) mod http;
+pub(crate) mod pool;
+pub(crate) mod ports;
+pub(crate) mod presence;
 pub(crate) mod server;
 pub(crate) mod sip;
 

@@ -26,6 +26,7 @@ pub(crate) struct Setup {
     tcp: Vec<String>,
     tls: Vec<String>,
     sip: Vec<(String, String)>,
+    presence: Vec<(String, String)>,
     users: Vec<(String, String)>,
 }
 
@@ -38,6 +39,7 @@ impl Setup {
             tcp: vec!["127.0.0.1:0".into()],
             tls: vec!["127.0.0.1:0".into()],
             sip: Vec::new(),
+            presence: Vec::new(),
             users: Vec::new(),
         }
     }
@@ -60,6 +62,12 @@ impl Setup {
     /// One `[sip]` key, the value written as TOML (`"3"`, `"[\"MD5\"]"`).
     pub(crate) fn sip(mut self, key: &str, toml_value: &str) -> Self {
         self.sip.push((key.to_owned(), toml_value.to_owned()));
+        self
+    }
+
+    /// One `[presence]` key, the value written as TOML (`"true"`, `"60"`).
+    pub(crate) fn presence(mut self, key: &str, toml_value: &str) -> Self {
+        self.presence.push((key.to_owned(), toml_value.to_owned()));
         self
     }
 
@@ -117,6 +125,12 @@ impl Setup {
         t.push_str("\n[dns]\nlisten = [\"127.0.0.1:0\"]\n");
         t.push_str("\n[http]\nadmin = \"127.0.0.1:0\"\n");
         t.push_str("web = [\"127.0.0.1:0\"]\nweb_tls = [\"127.0.0.1:0\"]\n");
+        if !self.presence.is_empty() {
+            t.push_str("\n[presence]\n");
+            for (k, v) in &self.presence {
+                t.push_str(&format!("{k} = {v}\n"));
+            }
+        }
         t.push_str("\n[log]\nfilter = \"debug\"\n");
         t
     }
@@ -141,6 +155,26 @@ impl Home {
     /// The self-signed certificate `serve` generates at first start.
     pub(crate) fn cert_pem(&self) -> PathBuf {
         self.data_dir().join("tls").join("cert.pem")
+    }
+
+    /// Points `[http] admin` in the config at `addr`, so CLI commands that ask the running
+    /// server (`herald presence`, `herald contact`) find the listener `serve` bound on port 0.
+    /// Put it back to `127.0.0.1:0` before starting `serve` again in this home.
+    pub(crate) fn set_admin(&self, addr: &str) {
+        let text = std::fs::read_to_string(&self.config).expect("reading herald.toml");
+        let mut out = String::with_capacity(text.len());
+        let mut replaced = false;
+        for line in text.lines() {
+            if line.starts_with("admin = ") {
+                out.push_str(&format!("admin = {addr:?}"));
+                replaced = true;
+            } else {
+                out.push_str(line);
+            }
+            out.push('\n');
+        }
+        assert!(replaced, "no `admin = ` line in:\n{text}");
+        std::fs::write(&self.config, out).expect("writing herald.toml");
     }
 
     /// Runs `herald --config <this config> ARGS` with an empty standard input.
@@ -393,6 +427,13 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Stops this process (SIGKILL) and gives back its home, for CLI commands against the
+    /// stopped server's store and a later [`Server::start`].
+    pub(crate) fn stop(mut self) -> Arc<Home> {
+        self.kill();
+        self.home.clone()
     }
 
     /// Stops this process (SIGKILL) and starts `serve` again in the same home.

@@ -470,6 +470,28 @@ impl Req {
         self
     }
 
+    /// The whole From value (`<sip:a@b>;tag=x`).
+    pub(crate) fn from(mut self, from: &str) -> Self {
+        self.from = from.to_owned();
+        self
+    }
+
+    pub(crate) fn method(&self) -> &str {
+        &self.method
+    }
+
+    pub(crate) fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    pub(crate) fn seq(&self) -> u32 {
+        self.cseq
+    }
+
+    pub(crate) fn call_id_value(&self) -> &str {
+        &self.call_id
+    }
+
     pub(crate) fn body(mut self, body: &str) -> Self {
         self.body = body.to_owned();
         self
