@@ -11,6 +11,12 @@
 # request names its mailbox with X-AnchorMailbox, so herald does its whole routing work (parse
 # the hint, look the mailbox up, ask Active Manager, add the diagnostic headers).
 #
+# Besides requests/s it reports the CPU time each request cost the proxy (herald serve, or
+# nginx's master and workers) and the backend during the throughput pass (utime + stime from
+# /proc, over the requests wrk completed). On a machine shared with other work, requests/s
+# swing with the load while CPU per request moves much less, so the two together say whether
+# a difference is the proxy's or the machine's.
+#
 # Needs wrk and nginx (Debian `wrk`, `nginx-light`); installs them with apt-get when missing and
 # run as root. Everything it starts it stops, it removes its folder, every step is bounded in
 # time.
@@ -23,6 +29,7 @@
 #   THREADS=1         wrk threads (the machine's cores are shared with the servers)
 #   BACKEND_PORT=18081 HERALD_PORT=18080 NGINX_PORT=18082   loopback ports used
 #   SKIP_BUILD=1      use the herald already in the target folder
+#   HERALD_BIN=PATH   use this herald binary (no build), e.g. to compare two builds
 #   VERBOSE=1         print wrk's whole output for every pass
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,8 +61,8 @@ fi
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
 target=${CARGO_TARGET_DIR:-target}
-herald=$target/release/herald
-if [[ -z ${SKIP_BUILD:-} ]]; then
+herald=${HERALD_BIN:-$target/release/herald}
+if [[ -z ${SKIP_BUILD:-} && -z ${HERALD_BIN:-} ]]; then
     timeout 1800 cargo build --release -p herald
 fi
 
@@ -205,37 +212,73 @@ to_us() {
         printf "%.0f", n * f }'
 }
 
-# run_wrk NAME CONNECTIONS DURATION -> "rps p50_us p99_us"
+# CPU ticks (utime + stime, 1/CLK_TCK s) used so far by the given processes.
+cpu_ticks() {
+    local pid sum=0 t
+    for pid in "$@"; do
+        # Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+        t=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
+        sum=$((sum + ${t:-0}))
+    done
+    echo "$sum"
+}
+clk_tck=$(getconf CLK_TCK)
+backend_pid=${pids[0]}
+herald_pid=${pids[1]}
+nginx_pid=${pids[2]}
+# The processes doing a target's proxying (none for direct).
+proxy_pids() {
+    case $1 in
+        herald) echo "$herald_pid" ;;
+        nginx) echo "$nginx_pid $(pgrep -P "$nginx_pid" | tr '\n' ' ')" ;;
+        *) echo "" ;;
+    esac
+}
+
+# run_wrk NAME CONNECTIONS DURATION -> "rps p50_us p99_us proxy_cpu_us_per_req backend_cpu_us_per_req"
 run_wrk() {
-    local name=$1 conns=$2 duration=$3 out
+    local name=$1 conns=$2 duration=$3 out proxy before_p before_b after_p after_b
+    # shellcheck disable=SC2207
+    proxy=($(proxy_pids "$name"))
+    before_p=$(cpu_ticks "${proxy[@]}")
+    before_b=$(cpu_ticks "$backend_pid")
     out=$(timeout 120 wrk -t "$THREADS" -c "$conns" -d "$duration" --latency \
         -H "X-AnchorMailbox: $USER_ADDR" "${url[$name]}")
+    after_p=$(cpu_ticks "${proxy[@]}")
+    after_b=$(cpu_ticks "$backend_pid")
     [[ -n ${VERBOSE:-} ]] && echo "$out" >&2
     if grep -q 'Non-2xx' <<<"$out"; then
         echo "$name: wrk saw non-2xx answers:" >&2
         echo "$out" >&2
         exit 1
     fi
-    local rps p50 p99
+    local rps p50 p99 n cpu_p cpu_b
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
     p50=$(to_us "$(awk '$1 == "50%" {print $2}' <<<"$out")")
     p99=$(to_us "$(awk '$1 == "99%" {print $2}' <<<"$out")")
-    echo "$rps $p50 $p99"
+    n=$(awk '/ requests in / {print $1}' <<<"$out")
+    cpu_p=$(awk -v t=$((after_p - before_p)) -v n="$n" -v hz="$clk_tck" \
+        'BEGIN {printf "%.1f", (n > 0 ? t * 1e6 / hz / n : 0)}')
+    cpu_b=$(awk -v t=$((after_b - before_b)) -v n="$n" -v hz="$clk_tck" \
+        'BEGIN {printf "%.1f", (n > 0 ? t * 1e6 / hz / n : 0)}')
+    echo "$rps $p50 $p99 $cpu_p $cpu_b"
 }
 
-declare -A tput lat50 lat99 tp50
+declare -A tput lat50 lat99 tp50 pcpu bcpu
 for ((r = 1; r <= RUNS; r++)); do
     for t in "${targets[@]}"; do
         res=$(run_wrk "$t" "$CONNECTIONS" "$DURATION")
-        read -r rps loaded_p50 _ <<<"$res"
+        read -r rps loaded_p50 _ proxy_cpu backend_cpu <<<"$res"
         tput[$t]+="$rps "
         tp50[$t]+="$loaded_p50 "
+        pcpu[$t]+="$proxy_cpu "
+        bcpu[$t]+="$backend_cpu "
         res=$(run_wrk "$t" 1 "$LAT_DURATION")
-        read -r _ p50 p99 <<<"$res"
+        read -r _ p50 p99 _ _ <<<"$res"
         lat50[$t]+="$p50 "
         lat99[$t]+="$p99 "
-        printf 'round %d %-6s %10.0f req/s (p50 %6d us at %d conns) | 1 conn: p50 %5d us p99 %5d us\n' \
-            "$r" "$t" "$rps" "$loaded_p50" "$CONNECTIONS" "$p50" "$p99" >&2
+        printf 'round %d %-6s %10.0f req/s (p50 %6d us at %d conns; CPU/req proxy %5.1f us, backend %5.1f us) | 1 conn: p50 %5d us p99 %5d us\n' \
+            "$r" "$t" "$rps" "$loaded_p50" "$CONNECTIONS" "$proxy_cpu" "$backend_cpu" "$p50" "$p99" >&2
     done
 done
 
@@ -243,16 +286,20 @@ median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR] = $1} END 
 
 echo
 echo "medians of $RUNS rounds; throughput: wrk -t$THREADS -c$CONNECTIONS -d$DURATION; latency: -c1 -d$LAT_DURATION"
-printf '%-8s %10s %10s %14s %14s %14s %14s\n' target "req/s" "vs direct" "loaded p50 us" \
-    "1-conn p50 us" "1-conn p99 us" "added p50 us"
+printf '%-8s %10s %10s %10s %14s %14s %14s %14s %14s %16s\n' target "req/s" "vs direct" \
+    "vs nginx" "loaded p50 us" "1-conn p50 us" "1-conn p99 us" "added p50 us" "proxy CPU/req" \
+    "backend CPU/req"
 direct_rps=$(median "${tput[direct]}")
+nginx_rps=$(median "${tput[nginx]}")
 direct_p50=$(median "${lat50[direct]}")
 for t in "${targets[@]}"; do
     rps=$(median "${tput[$t]}")
     loaded=$(median "${tp50[$t]}")
     p50=$(median "${lat50[$t]}")
     p99=$(median "${lat99[$t]}")
-    printf '%-8s %10.0f %9.1f%% %14d %14d %14d %14d\n' "$t" "$rps" \
+    printf '%-8s %10.0f %9.1f%% %9.1f%% %14d %14d %14d %14d %11.1f us %13.1f us\n' "$t" "$rps" \
         "$(awk -v a="$rps" -v b="$direct_rps" 'BEGIN {print (a / b - 1) * 100}')" \
-        "$loaded" "$p50" "$p99" "$((p50 - direct_p50))"
+        "$(awk -v a="$rps" -v b="$nginx_rps" 'BEGIN {print (a / b - 1) * 100}')" \
+        "$loaded" "$p50" "$p99" "$((p50 - direct_p50))" "$(median "${pcpu[$t]}")" \
+        "$(median "${bcpu[$t]}")"
 done

@@ -14,7 +14,8 @@
 //! - [`store`]: the [`store::AnchorStore`] trait the directory implements, and an in-memory
 //!   store for tests.
 //! - [`probe`], [`proxy`], [`backend`]: the tokio/hyper runtime pieces: the health-probe
-//!   driver, the reverse proxy, and a demo mailbox server.
+//!   driver, the reverse proxy (with its pool of keep-alive connections to the mailbox
+//!   servers), and a demo mailbox server.
 //! - `testing` (feature `testing`): the conformance suite every [`store::AnchorStore`] runs.
 //!
 //! # Wiring (what `herald serve` does)
@@ -59,6 +60,7 @@ pub mod anchor;
 pub mod backend;
 pub mod build;
 pub mod model;
+mod pool;
 pub mod probe;
 pub mod proxy;
 pub mod store;

@@ -4,6 +4,7 @@
 //! This module owns the clock and the sockets; every decision stays in the Active Manager.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -11,7 +12,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockWriteGuard};
 use tokio::sync::{Notify, mpsc};
 
 use crate::active_manager::{
@@ -47,7 +48,49 @@ pub struct Monitor {
 #[derive(Debug)]
 struct MonitorInner {
     am: RwLock<ActiveManager>,
+    /// Counts write accesses to `am`: bumped under the write lock, so a value read under the
+    /// read lock names exactly the state seen. Lets the proxy reuse routing decisions made
+    /// at the current generation without taking the lock (see [`Monitor::generation`]).
+    generation: AtomicU64,
     wake: Notify,
+}
+
+/// Exclusive access to the Active Manager that bumps the generation when released, so every
+/// change invalidates the decisions cached against the previous one.
+struct WriteGuard<'a> {
+    am: RwLockWriteGuard<'a, ActiveManager>,
+    generation: &'a AtomicU64,
+}
+
+impl std::ops::Deref for WriteGuard<'_> {
+    type Target = ActiveManager;
+
+    fn deref(&self) -> &ActiveManager {
+        &self.am
+    }
+}
+
+impl std::ops::DerefMut for WriteGuard<'_> {
+    fn deref_mut(&mut self) -> &mut ActiveManager {
+        &mut self.am
+    }
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        // Still under the write lock (fields drop after this): readers that see the new
+        // generation also see the new state.
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+}
+
+impl MonitorInner {
+    fn write(&self) -> WriteGuard<'_> {
+        WriteGuard {
+            am: self.am.write(),
+            generation: &self.generation,
+        }
+    }
 }
 
 impl Monitor {
@@ -56,6 +99,7 @@ impl Monitor {
         Self {
             inner: Arc::new(MonitorInner {
                 am: RwLock::new(am),
+                generation: AtomicU64::new(0),
                 wake: Notify::new(),
             }),
         }
@@ -65,6 +109,20 @@ impl Monitor {
     /// switchovers wait for it.
     pub fn read<R>(&self, f: impl FnOnce(&ActiveManager) -> R) -> R {
         f(&self.inner.am.read())
+    }
+
+    /// Like [`Monitor::read`], also passing the [`Monitor::generation`] of the state `f` sees.
+    pub fn read_with_generation<R>(&self, f: impl FnOnce(&ActiveManager, u64) -> R) -> R {
+        let am = self.inner.am.read();
+        f(&am, self.inner.generation.load(Ordering::Acquire))
+    }
+
+    /// A number that changes with every change to the Active Manager (health, placements,
+    /// topology). A decision derived from the state at generation `g` (see
+    /// [`Monitor::read_with_generation`]) is still valid while this returns `g`. One atomic
+    /// load: no lock, nothing written to memory other threads read.
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
     }
 
     /// Planned switchover (`herald database move DB --to SERVER`). The resulting event reaches
@@ -85,10 +143,7 @@ impl Monitor {
 
     /// Adopts a changed directory (after `herald server|dag|database|mailbox add|remove`).
     pub fn update_topology(&self, topology: Arc<Topology>) {
-        self.inner
-            .am
-            .write()
-            .update_topology(topology, Instant::now());
+        self.inner.write().update_topology(topology, Instant::now());
         self.inner.wake.notify_one();
     }
 
@@ -96,7 +151,6 @@ impl Monitor {
     /// server is noticed by the traffic that hits it as well as by the next probe.
     pub fn report_failure(&self, server: &ServerName, error: ProbeError) {
         self.inner
-            .am
             .write()
             .on_probe(Instant::now(), server, Err(error));
         self.inner.wake.notify_one();
@@ -105,7 +159,7 @@ impl Monitor {
     /// Runs `f` with exclusive access, for anything the other methods do not cover (reporting
     /// copy queue lengths, tests). Events it causes are picked up by the probe task.
     pub fn write<R>(&self, f: impl FnOnce(&mut ActiveManager) -> R) -> R {
-        let result = f(&mut self.inner.am.write());
+        let result = f(&mut self.inner.write());
         self.inner.wake.notify_one();
         result
     }
@@ -130,7 +184,7 @@ pub async fn run_probes(
 
     loop {
         let (next, events) = {
-            let mut am = monitor.inner.am.write();
+            let mut am = monitor.inner.write();
             let now = Instant::now();
             let next = loop {
                 match am.poll_probe(now) {
@@ -166,7 +220,7 @@ pub async fn run_probes(
         };
         tokio::select! {
             Some((server, result)) = results.recv() => {
-                monitor.inner.am.write().on_probe(Instant::now(), &server, result);
+                monitor.inner.write().on_probe(Instant::now(), &server, result);
             }
             () = sleep => {}
             () = monitor.inner.wake.notified() => {}

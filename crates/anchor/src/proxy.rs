@@ -11,6 +11,7 @@
 //! most `retry_body_limit` bytes with a declared length are buffered; larger or chunked bodies
 //! stream straight through and are not retried.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -26,18 +27,22 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::{Body, Incoming};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
 use tokio::net::TcpListener;
 
 use crate::active_manager::ProbeError;
-use crate::anchor::cookie::CookieKey;
-use crate::anchor::{AnchorRequest, BACKEND_COOKIE, Decision, Protocol, RouteContext, route};
+use crate::anchor::cookie::{CookieError, CookieKey};
+use crate::anchor::{
+    ANCHOR_MAILBOX, AnchorRequest, BACKEND_COOKIE, Protocol, Route, RouteContext, RouteError, route,
+};
 use crate::backend::{DATABASE_HEADER, MAILBOX_GUID_HEADER, MAILBOX_HEADER};
 use crate::build::ShellRouting;
-use crate::model::UserId;
+use crate::model::{Topology, UserId};
+use crate::pool::{ForwardError, Pool, PoolSettings, Slot};
 use crate::probe::Monitor;
+
+pub use crate::pool::BackendBody;
 
 /// Proxy settings (`[anchor]` in herald's config).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +59,9 @@ pub struct ProxyConfig {
     pub retry_body_limit: usize,
     /// Idle pooled connections kept per backend.
     pub pool_idle_per_backend: usize,
+    /// How long an idle pooled connection may wait for its next request before it is closed
+    /// rather than reused (keep it below the backends' own keep-alive timeout).
+    pub pool_idle_timeout: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -65,6 +73,7 @@ impl Default for ProxyConfig {
             connect_timeout: Duration::from_secs(2),
             retry_body_limit: 64 * 1024,
             pool_idle_per_backend: 64,
+            pool_idle_timeout: Duration::from_secs(90),
         }
     }
 }
@@ -154,7 +163,8 @@ struct Inner {
     monitor: Monitor,
     cookie_key: CookieKey,
     authenticator: Arc<dyn Authenticator>,
-    client: Client<HttpConnector, ForwardBody>,
+    pool: Pool,
+    routes: Mutex<RouteCache>,
     frontend_header: HeaderValue,
     anonymous_spread: AtomicU64,
 }
@@ -168,13 +178,11 @@ impl ProxyState {
         cookie_key: CookieKey,
         authenticator: Arc<dyn Authenticator>,
     ) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(config.pool_idle_per_backend)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
+        let pool = Pool::new(PoolSettings {
+            connect_timeout: config.connect_timeout,
+            max_idle: config.pool_idle_per_backend,
+            idle_timeout: config.pool_idle_timeout,
+        });
         let frontend_header = HeaderValue::from_str(&config.frontend_name)
             .unwrap_or_else(|_| HeaderValue::from_static("herald"));
         Self {
@@ -183,7 +191,8 @@ impl ProxyState {
                 monitor,
                 cookie_key,
                 authenticator,
-                client,
+                pool,
+                routes: Mutex::new(RouteCache::default()),
                 frontend_header,
                 anonymous_spread: AtomicU64::new(0),
             }),
@@ -197,12 +206,26 @@ impl ProxyState {
 }
 
 /// Body of the proxy's responses: the backend's, streamed, or the proxy's own error text.
-pub type ResponseBody = Either<Incoming, Full<Bytes>>;
+pub type ResponseBody = Either<BackendBody, Full<Bytes>>;
 
 /// The proxy as a hyper (and tower) service, for callers that run their own listener (TLS,
 /// axum fallback).
 pub fn service(state: ProxyState) -> ProxyService {
     ProxyService { state, peer: None }
+}
+
+/// The client's address as `X-Forwarded-For` carries it, made once per connection.
+#[derive(Clone, Debug)]
+struct Peer {
+    ip: HeaderValue,
+}
+
+impl Peer {
+    fn new(addr: SocketAddr) -> Option<Self> {
+        HeaderValue::from_maybe_shared(Bytes::from(addr.ip().to_string()))
+            .ok()
+            .map(|ip| Self { ip })
+    }
 }
 
 /// Accepts HTTP/1.1 connections on `listener` and proxies them until the task is dropped.
@@ -217,10 +240,9 @@ pub async fn serve(listener: TcpListener, state: ProxyState) -> std::io::Result<
                 continue;
             }
         };
-        let service = ProxyService {
-            state: state.clone(),
-            peer: Some(peer),
-        };
+        // Best effort: a socket that refuses it still works, only with Nagle's delays.
+        let _ = stream.set_nodelay(true);
+        let service = service(state.clone()).with_peer(peer);
         tokio::spawn(async move {
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
@@ -237,13 +259,13 @@ pub async fn serve(listener: TcpListener, state: ProxyState) -> std::io::Result<
 #[derive(Clone)]
 pub struct ProxyService {
     state: ProxyState,
-    peer: Option<SocketAddr>,
+    peer: Option<Peer>,
 }
 
 impl ProxyService {
     /// The same service, noting the client's address for `X-Forwarded-For`.
     pub fn with_peer(mut self, peer: SocketAddr) -> Self {
-        self.peer = Some(peer);
+        self.peer = Peer::new(peer);
         self
     }
 }
@@ -258,7 +280,7 @@ where
 
     fn call(&self, req: Request<B>) -> Self::Future {
         let state = self.state.clone();
-        let peer = self.peer;
+        let peer = self.peer.as_ref().map(|p| p.ip.clone());
         Box::pin(async move { Ok(handle(&state, peer, req.map(B::into_forward)).await) })
     }
 }
@@ -309,21 +331,29 @@ pub mod headers {
 
 async fn handle(
     state: &ProxyState,
-    peer: Option<SocketAddr>,
+    peer: Option<HeaderValue>,
     req: Request<ForwardBody>,
 ) -> Response<ResponseBody> {
     let inner = &state.inner;
     let (mut parts, body) = req.into_parts();
 
-    let anchor_request = match AnchorRequest::parse(&parts.uri, &parts.headers) {
-        Ok(r) => r,
-        Err(e) => {
-            let status = match e {
-                crate::anchor::RequestError::NotAMailboxPath => StatusCode::NOT_FOUND,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            return error_response(inner, status, &e.to_string());
-        }
+    // A request routed by its X-AnchorMailbox header alone, with a value routed before at the
+    // current Active Manager generation, takes that route without being parsed again.
+    let cached =
+        AnchorRequest::anchor_hint_only(&parts.uri, &parts.headers).and_then(|(protocol, hint)| {
+            let generation = inner.monitor.generation();
+            let target = inner
+                .routes
+                .lock()
+                .get(&CacheKey::Hint(hint.as_bytes()), generation)?;
+            Some((protocol, Parsed::Hint(hint.clone(), target)))
+        });
+    let (protocol, parsed) = match cached {
+        Some(found) => found,
+        None => match AnchorRequest::parse(&parts.uri, &parts.headers) {
+            Ok(r) => (r.protocol, Parsed::Full(r)),
+            Err(e) => return request_error(inner, &e),
+        },
     };
     let user = match inner.authenticator.authenticate(&parts) {
         Authentication::User(u) => Some(u),
@@ -341,44 +371,18 @@ async fn handle(
             return r;
         }
     };
-    let spread = match &user {
-        Some(u) => {
-            let mut h = DefaultHasher::new();
-            u.hash(&mut h);
-            h.finish()
+    let first = match &parsed {
+        Parsed::Hint(_, target) => Routed::cached(target.clone()),
+        Parsed::Full(request) => {
+            let key = CacheKey::of(request, &parts.headers, user.as_ref());
+            match decide(inner, request, user.as_ref(), key) {
+                Ok(r) => r,
+                Err(e) => return error_response(inner, e.status(), &e.to_string()),
+            }
         }
-        None => inner.anonymous_spread.fetch_add(1, Ordering::Relaxed),
-    };
-    let decide = || -> Result<Routed, crate::anchor::RouteError> {
-        let now_unix = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        inner.monitor.read(|am| {
-            let ctx = RouteContext {
-                active_manager: am,
-                cookie_key: &inner.cookie_key,
-                now_unix,
-                spread,
-            };
-            let decision = route(&anchor_request, user.as_ref(), &ctx)?;
-            let address = decision
-                .route
-                .mailbox
-                .and_then(|g| am.topology().mailbox(&g))
-                .map(|m| m.primary_smtp.to_string());
-            Ok(Routed {
-                decision,
-                mailbox_address: address,
-                now_unix,
-            })
-        })
-    };
-    let first = match decide() {
-        Ok(r) => r,
-        Err(e) => return error_response(inner, e.status(), &e.to_string()),
     };
 
-    prepare_forward_headers(&mut parts.headers, peer);
+    prepare_forward_headers(&mut parts.headers, peer.as_ref());
     let idempotent = matches!(
         parts.method,
         Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
@@ -388,17 +392,42 @@ async fn handle(
         Err(msg) => return error_response(inner, StatusCode::BAD_REQUEST, &msg),
     };
 
-    let head = RequestHead {
-        method: parts.method,
-        uri: parts.uri,
-        headers: parts.headers,
+    let method = parts.method;
+    let uri = origin_form(parts.uri);
+    // Deciding again for a retry, straight from Active Manager. A request routed from the
+    // cache is parsed now: its path and its X-AnchorMailbox are all the routing rules read.
+    let decide_again = || -> Result<Routed, Box<Response<ResponseBody>>> {
+        let reparsed;
+        let request = match &parsed {
+            Parsed::Full(request) => request,
+            Parsed::Hint(hint, _) => {
+                let mut only = HeaderMap::new();
+                only.insert(ANCHOR_MAILBOX_HEADER, hint.clone());
+                reparsed = AnchorRequest::parse(&uri, &only)
+                    .map_err(|e| Box::new(request_error(inner, &e)))?;
+                &reparsed
+            }
+        };
+        decide(inner, request, user.as_ref(), None)
+            .map_err(|e| Box::new(error_response(inner, e.status(), &e.to_string())))
+    };
+    let mut headers = Some(parts.headers);
+    // The request goes out at most twice; only a request that may be retried needs its head
+    // kept for the second time.
+    let mut head_for = |last: bool| -> HeaderMap {
+        match (last, &mut headers) {
+            (true, h) => h.take().unwrap_or_default(),
+            (false, Some(h)) => h.clone(),
+            (false, None) => HeaderMap::new(),
+        }
     };
     let body = match (&replayable, streaming) {
         (Some(bytes), _) => Either::Left(Full::new(bytes.clone())),
         (None, Some(incoming)) => Either::Right(incoming),
         (None, None) => Either::Left(Full::new(Bytes::new())),
     };
-    let outcome = forward(inner, &head, &first, body).await;
+    let first_headers = head_for(replayable.is_none());
+    let outcome = forward(&method, &uri, first_headers, &first, body).await;
 
     let retry_reason = match &outcome {
         Ok(resp) if resp.status() == StatusCode::SERVICE_UNAVAILABLE && idempotent => {
@@ -407,8 +436,8 @@ async fn handle(
         Ok(_) => None,
         Err(e) if e.is_connect() => {
             inner.monitor.report_failure(
-                &first.decision.route.backend.name,
-                ProbeError::Connect(e.to_string()),
+                &first.target.route.backend.name,
+                ProbeError::Connect(error_chain(e)),
             );
             Some("connection to backend failed")
         }
@@ -418,26 +447,31 @@ async fn handle(
     let (outcome, routed, retried) = match (retry_reason, replayable) {
         (Some(why), Some(bytes)) => {
             tracing::info!(
-                backend = %first.decision.route.backend.name,
+                backend = %first.target.route.backend.name,
                 reason = why,
                 "retrying once after asking Active Manager again"
             );
-            match decide() {
-                Ok(second) => {
-                    let again =
-                        forward(inner, &head, &second, Either::Left(Full::new(bytes))).await;
-                    if let Err(e) = &again
-                        && e.is_connect()
-                    {
-                        inner.monitor.report_failure(
-                            &second.decision.route.backend.name,
-                            ProbeError::Connect(e.to_string()),
-                        );
-                    }
-                    (again, second, true)
-                }
-                Err(e) => return error_response(inner, e.status(), &e.to_string()),
+            let second = match decide_again() {
+                Ok(second) => second,
+                Err(response) => return *response,
+            };
+            let again = forward(
+                &method,
+                &uri,
+                head_for(true),
+                &second,
+                Either::Left(Full::new(bytes)),
+            )
+            .await;
+            if let Err(e) = &again
+                && e.is_connect()
+            {
+                inner.monitor.report_failure(
+                    &second.target.route.backend.name,
+                    ProbeError::Connect(error_chain(e)),
+                );
             }
+            (again, second, true)
         }
         _ => (outcome, first, false),
     };
@@ -445,7 +479,7 @@ async fn handle(
     let mut response = match outcome {
         Ok(resp) => resp.map(Either::Left),
         Err(e) => {
-            let backend = &routed.decision.route.backend;
+            let backend = &routed.target.route.backend;
             let status = if e.is_connect() {
                 StatusCode::SERVICE_UNAVAILABLE
             } else {
@@ -468,58 +502,280 @@ async fn handle(
         inner,
         &mut response,
         &routed,
-        anchor_request.protocol,
+        protocol,
         user.as_ref(),
         retried,
     );
     response
 }
 
-/// A routing decision plus what the headers need from the same directory snapshot.
-struct Routed {
-    decision: Decision,
-    mailbox_address: Option<String>,
-    now_unix: u64,
+/// What routing read from a request: everything, or (for a route taken from the cache) just
+/// the X-AnchorMailbox value that decided it, with that route.
+enum Parsed {
+    Full(AnchorRequest),
+    Hint(HeaderValue, Arc<Target>),
 }
 
-struct RequestHead {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+/// 404 for paths the front door does not proxy, 400 for unreadable hints.
+fn request_error(inner: &Inner, e: &crate::anchor::RequestError) -> Response<ResponseBody> {
+    let status = match e {
+        crate::anchor::RequestError::NotAMailboxPath => StatusCode::NOT_FOUND,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    error_response(inner, status, &e.to_string())
+}
+
+/// Decides where a request goes by [`route`] under Active Manager's read lock, and caches the
+/// route under `key` (see [`CacheKey`]) when the request is one whose route depends on the
+/// directory and Active Manager only.
+fn decide(
+    inner: &Inner,
+    request: &AnchorRequest,
+    user: Option<&UserId>,
+    key: Option<CacheKey<'_>>,
+) -> Result<Routed, RouteError> {
+    if let Some(key) = key
+        && let Some(target) = inner.routes.lock().get(&key, inner.monitor.generation())
+    {
+        return Ok(Routed::cached(target));
+    }
+    // The clock matters to cookies only: checking presented ones, issuing one to a user.
+    let now_unix = (user.is_some() || !request.backend_cookies.is_empty()).then(unix_now);
+    let spread = match user {
+        Some(u) => {
+            let mut h = DefaultHasher::new();
+            u.hash(&mut h);
+            h.finish()
+        }
+        None => inner.anonymous_spread.fetch_add(1, Ordering::Relaxed),
+    };
+    let (routed, generation) = inner.monitor.read_with_generation(|am, generation| {
+        let ctx = RouteContext {
+            active_manager: am,
+            cookie_key: &inner.cookie_key,
+            now_unix: now_unix.unwrap_or(0),
+            spread,
+        };
+        let decision = route(request, user, &ctx)?;
+        let target = Target::new(&inner.pool, decision.route, am.topology());
+        Ok::<_, RouteError>((
+            Routed {
+                target: Arc::new(target),
+                refused_cookie: decision.refused_cookie,
+                shell_routing: decision.shell_routing,
+                now_unix,
+            },
+            generation,
+        ))
+    })?;
+    if let Some(key) = key {
+        inner
+            .routes
+            .lock()
+            .insert(&key, generation, routed.target.clone());
+    }
+    Ok(routed)
+}
+
+/// A routing decision, with what the headers need from the same directory snapshot.
+struct Routed {
+    target: Arc<Target>,
+    refused_cookie: Option<CookieError>,
+    shell_routing: Option<ShellRouting>,
+    /// The clock reading the decision used, when it needed one.
+    now_unix: Option<u64>,
+}
+
+impl Routed {
+    /// A route from the cache: mailbox routes only, no cookie judged, no shell session.
+    fn cached(target: Arc<Target>) -> Self {
+        Self {
+            target,
+            refused_cookie: None,
+            shell_routing: None,
+            now_unix: None,
+        }
+    }
+}
+
+/// Where a route leads, with the header values it adds made once: shared by every request
+/// that the route cache sends the same way.
+struct Target {
+    route: Route,
+    slot: Arc<Slot>,
+    /// `Host` for requests that came without one: the backend's authority.
+    host: Option<HeaderValue>,
+    be_server: Option<HeaderValue>,
+    be_target: Option<HeaderValue>,
+    reason: Option<HeaderValue>,
+    mailbox_guid: Option<HeaderValue>,
+    mailbox_address: Option<HeaderValue>,
+    database: Option<HeaderValue>,
+}
+
+impl Target {
+    fn new(pool: &Pool, route: Route, topology: &Topology) -> Self {
+        let value = |text: &str| HeaderValue::from_str(text).ok();
+        let address = &route.backend.address;
+        let host = if address.port() == 80 {
+            if address.host().contains(':') {
+                value(&format!("[{}]", address.host()))
+            } else {
+                value(address.host())
+            }
+        } else {
+            value(&address.to_string())
+        };
+        let mailbox_address = route
+            .mailbox
+            .and_then(|g| topology.mailbox(&g))
+            .and_then(|m| value(m.primary_smtp.as_str()));
+        Self {
+            slot: pool.slot(address),
+            host,
+            be_server: value(route.backend.name.as_str()),
+            be_target: value(&address.to_string()),
+            reason: value(&route.reason.to_string()),
+            mailbox_guid: route.mailbox.and_then(|g| value(&g.to_string())),
+            mailbox_address,
+            database: route.database.as_ref().and_then(|d| value(d.as_str())),
+            route,
+        }
+    }
+}
+
+/// Requests whose route depends on nothing but the directory and Active Manager, by what
+/// decides it: an `X-AnchorMailbox` hint (when no explicit logon or `MailboxId` outranks it),
+/// as the header's raw value, or the authenticated user's own mailbox (when the request
+/// carries no hint and no cookie). Management-shell requests depend on builds and sessions
+/// and are never cached.
+#[derive(Clone, Copy)]
+enum CacheKey<'a> {
+    Hint(&'a [u8]),
+    User(&'a UserId),
+}
+
+impl<'a> CacheKey<'a> {
+    fn of(
+        request: &AnchorRequest,
+        headers: &'a HeaderMap,
+        user: Option<&'a UserId>,
+    ) -> Option<Self> {
+        if request.protocol == Protocol::PowerShell
+            || request.explicit_logon.is_some()
+            || request.mailbox_id.is_some()
+        {
+            return None;
+        }
+        if request.anchor_mailbox.is_some() {
+            // The parse accepted exactly one X-AnchorMailbox header: the hint is its value.
+            return headers
+                .get(ANCHOR_MAILBOX_HEADER)
+                .map(|v| Self::Hint(v.as_bytes()));
+        }
+        match user {
+            Some(user) if request.backend_cookies.is_empty() => Some(Self::User(user)),
+            _ => None,
+        }
+    }
+}
+
+/// Routes decided at one Active Manager generation. Every change to Active Manager (a probe
+/// result, a failover, a switchover, a new topology) moves the generation on, and the first
+/// request after it empties the cache, so a cached route is never older than the state it was
+/// derived from. One per proxy state, so per worker thread: its lock is not contended.
+#[derive(Default)]
+struct RouteCache {
+    generation: u64,
+    by_hint: HashMap<Bytes, Arc<Target>>,
+    by_user: HashMap<UserId, Arc<Target>>,
+}
+
+impl RouteCache {
+    /// Entries kept per kind before the cache starts over.
+    const MAX_ENTRIES: usize = 16 * 1024;
+
+    fn get(&self, key: &CacheKey<'_>, generation: u64) -> Option<Arc<Target>> {
+        if generation != self.generation {
+            return None;
+        }
+        match key {
+            CacheKey::Hint(h) => self.by_hint.get(*h).cloned(),
+            CacheKey::User(u) => self.by_user.get(*u).cloned(),
+        }
+    }
+
+    fn insert(&mut self, key: &CacheKey<'_>, generation: u64, target: Arc<Target>) {
+        if generation < self.generation {
+            return;
+        }
+        if generation > self.generation {
+            self.by_hint.clear();
+            self.by_user.clear();
+            self.generation = generation;
+        }
+        match key {
+            CacheKey::Hint(h) => {
+                if self.by_hint.len() >= Self::MAX_ENTRIES {
+                    self.by_hint.clear();
+                }
+                self.by_hint.insert(Bytes::copy_from_slice(h), target);
+            }
+            CacheKey::User(u) => {
+                if self.by_user.len() >= Self::MAX_ENTRIES {
+                    self.by_user.clear();
+                }
+                self.by_user.insert((*u).clone(), target);
+            }
+        }
+    }
+}
+
+/// The request target as a backend wants it: origin-form (`/path?query`), as hyper-util's
+/// client sent it.
+fn origin_form(uri: Uri) -> Uri {
+    if uri.scheme().is_none() && uri.authority().is_none() && uri.path().starts_with('/') {
+        return uri;
+    }
+    match uri.path_and_query() {
+        Some(path) if path.as_str() != "/" && path.as_str().starts_with('/') => {
+            let mut parts = http::uri::Parts::default();
+            parts.path_and_query = Some(path.clone());
+            Uri::from_parts(parts).unwrap_or_default()
+        }
+        _ => Uri::default(),
+    }
 }
 
 async fn forward(
-    inner: &Inner,
-    head: &RequestHead,
+    method: &Method,
+    uri: &Uri,
+    headers: HeaderMap,
     routed: &Routed,
     body: ForwardBody,
-) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
-    let route = &routed.decision.route;
-    let path = head.uri.path_and_query().map_or("/", |p| p.as_str());
-    let uri: Uri = format!("http://{}{}", route.backend.address, path)
-        .parse()
-        .unwrap_or_else(|_| Uri::from_static("/"));
+) -> Result<Response<BackendBody>, ForwardError> {
+    let target = &routed.target;
     let mut request = Request::new(body);
-    *request.method_mut() = head.method.clone();
-    *request.uri_mut() = uri;
-    *request.headers_mut() = head.headers.clone();
+    *request.method_mut() = method.clone();
+    *request.uri_mut() = uri.clone();
+    *request.headers_mut() = headers;
     let h = request.headers_mut();
-    if let Some(guid) = route.mailbox
-        && let Ok(v) = HeaderValue::from_str(&guid.to_string())
-    {
-        h.insert(MAILBOX_GUID_HEADER, v);
+    h.reserve(4);
+    if let Some(v) = &target.mailbox_guid {
+        h.insert(MAILBOX_GUID, v.clone());
     }
-    if let Some(address) = &routed.mailbox_address
-        && let Ok(v) = HeaderValue::from_str(address)
-    {
-        h.insert(MAILBOX_HEADER, v);
+    if let Some(v) = &target.mailbox_address {
+        h.insert(MAILBOX, v.clone());
     }
-    if let Some(db) = &route.database
-        && let Ok(v) = HeaderValue::from_str(db.as_str())
-    {
-        h.insert(DATABASE_HEADER, v);
+    if let Some(v) = &target.database {
+        h.insert(DATABASE, v.clone());
     }
-    inner.client.request(request).await
+    if !h.contains_key(header::HOST)
+        && let Some(host) = &target.host
+    {
+        h.insert(header::HOST, host.clone());
+    }
+    target.slot.send(request).await
 }
 
 /// Buffers a body that is small and of declared size so it can be sent twice; otherwise hands
@@ -556,31 +812,53 @@ async fn buffer_if_small(
     }
 }
 
-/// Removes hop-by-hop headers and headers only herald may set, and notes the client address.
-fn prepare_forward_headers(headers: &mut HeaderMap, peer: Option<SocketAddr>) {
-    strip_hop_by_hop(headers);
-    let own: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("x-herald-"))
-        .cloned()
-        .collect();
-    for k in own {
-        headers.remove(k);
+/// Removes hop-by-hop headers and headers only herald may set, and notes the client address
+/// (`peer`: its IP as a header value).
+fn prepare_forward_headers(headers: &mut HeaderMap, peer: Option<&HeaderValue>) {
+    // One pass over the names; most requests carry nothing to remove.
+    let mut own = false;
+    let mut hop = false;
+    for name in headers.keys() {
+        let name = name.as_str();
+        own |= name.starts_with("x-herald-");
+        hop |= is_hop_by_hop(name);
     }
-    if let Some(peer) = peer {
-        let ip = peer.ip().to_string();
-        let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(prior) => format!("{prior}, {ip}"),
-            None => ip,
+    if hop {
+        strip_hop_by_hop(headers);
+    }
+    if own {
+        let own: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| k.as_str().starts_with("x-herald-"))
+            .cloned()
+            .collect();
+        for k in own {
+            headers.remove(k);
+        }
+    }
+    if let Some(ip) = peer {
+        let value = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(prior) => {
+                let mut joined = String::with_capacity(prior.len() + 2 + ip.len());
+                joined.push_str(prior);
+                joined.push_str(", ");
+                joined.push_str(ip.to_str().unwrap_or_default());
+                HeaderValue::from_maybe_shared(Bytes::from(joined)).ok()
+            }
+            None => Some(ip.clone()),
         };
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert("x-forwarded-for", v);
+        if let Some(v) = value {
+            headers.insert(X_FORWARDED_FOR, v);
         }
     }
 }
 
 /// RFC 9110 §7.6.1: the fixed hop-by-hop headers plus any the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Without any of the fixed ones there is no `Connection` header either: nothing to do.
+    if !headers.keys().any(|k| is_hop_by_hop(k.as_str())) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -596,6 +874,10 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.contains(&name)
+}
+
 /// Adds the diagnostic headers and the backend cookie.
 fn decorate(
     inner: &Inner,
@@ -605,23 +887,27 @@ fn decorate(
     user: Option<&UserId>,
     retried: bool,
 ) {
-    let route = &routed.decision.route;
+    let target = &routed.target;
+    let route = &target.route;
     let h = response.headers_mut();
+    h.reserve(6);
+    let mut set_value = |name: HeaderName, value: &Option<HeaderValue>| {
+        if let Some(v) = value {
+            h.insert(name, v.clone());
+        }
+    };
+    set_value(BE_SERVER, &target.be_server);
+    set_value(CALCULATED_BE_TARGET, &target.be_target);
+    set_value(DIAG_INFO, &target.be_server);
+    set_value(ANCHOR_REASON, &target.reason);
     let mut set = |name: &'static str, value: String| {
         if let Ok(v) = HeaderValue::from_str(&value) {
             h.insert(name, v);
         }
     };
-    set(headers::BE_SERVER, route.backend.name.to_string());
-    set(
-        headers::CALCULATED_BE_TARGET,
-        route.backend.address.to_string(),
-    );
-    set(headers::DIAG_INFO, route.backend.name.to_string());
-    set(headers::ANCHOR_REASON, route.reason.to_string());
     if protocol == Protocol::PowerShell {
         set(headers::BACKEND_BUILD, route.backend.build.describe());
-        if let Some(routing) = routed.decision.shell_routing {
+        if let Some(routing) = routed.shell_routing {
             set(
                 headers::SHELL_ROUTING,
                 match routing {
@@ -633,18 +919,21 @@ fn decorate(
             );
         }
     }
-    if let Some(refused) = routed.decision.refused_cookie {
+    if let Some(refused) = routed.refused_cookie {
         set(headers::COOKIE_REFUSED, refused.to_string());
     }
     if retried {
-        set(headers::RETRIED, "1".to_owned());
+        h.insert(RETRIED, HeaderValue::from_static("1"));
     }
-    h.insert(headers::FE_SERVER, inner.frontend_header.clone());
-    if let (Some(user), Some(target)) = (user, route.cookie_target()) {
+    h.insert(FE_SERVER, inner.frontend_header.clone());
+    if let Some(user) = user
+        && let Some(target) = route.cookie_target()
+    {
         let ttl = inner.config.cookie_ttl.as_secs();
+        let now_unix = routed.now_unix.unwrap_or_else(unix_now);
         let value = inner
             .cookie_key
-            .issue(user.as_str(), &target, routed.now_unix + ttl);
+            .issue(user.as_str(), &target, now_unix + ttl);
         let secure = if inner.config.cookie_secure {
             "; Secure"
         } else {
@@ -670,8 +959,15 @@ fn error_response(inner: &Inner, status: StatusCode, message: &str) -> Response<
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    h.insert(headers::FE_SERVER, inner.frontend_header.clone());
+    h.insert(FE_SERVER, inner.frontend_header.clone());
     r
+}
+
+/// Wall-clock seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -731,6 +1027,18 @@ impl tower_service::Service<Request<Incoming>> for ProxyService {
     }
 }
 
+const ANCHOR_MAILBOX_HEADER: HeaderName = HeaderName::from_static(ANCHOR_MAILBOX);
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const MAILBOX_GUID: HeaderName = HeaderName::from_static(MAILBOX_GUID_HEADER);
+const MAILBOX: HeaderName = HeaderName::from_static(MAILBOX_HEADER);
+const DATABASE: HeaderName = HeaderName::from_static(DATABASE_HEADER);
+const FE_SERVER: HeaderName = HeaderName::from_static(headers::FE_SERVER);
+const BE_SERVER: HeaderName = HeaderName::from_static(headers::BE_SERVER);
+const CALCULATED_BE_TARGET: HeaderName = HeaderName::from_static(headers::CALCULATED_BE_TARGET);
+const DIAG_INFO: HeaderName = HeaderName::from_static(headers::DIAG_INFO);
+const ANCHOR_REASON: HeaderName = HeaderName::from_static(headers::ANCHOR_REASON);
+const RETRIED: HeaderName = HeaderName::from_static(headers::RETRIED);
+
 const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
@@ -787,7 +1095,8 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(MAILBOX_GUID_HEADER, HeaderValue::from_static("forged"));
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        prepare_forward_headers(&mut h, Some("192.0.2.7:5000".parse().expect("addr")));
+        let peer = Peer::new("192.0.2.7:5000".parse().expect("addr")).expect("peer");
+        prepare_forward_headers(&mut h, Some(&peer.ip));
         assert!(!h.contains_key(MAILBOX_GUID_HEADER));
         assert_eq!(
             h.get("x-forwarded-for").and_then(|v| v.to_str().ok()),

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use http::{HeaderMap, Uri};
+use http::{HeaderMap, HeaderValue, Uri};
 
 use crate::build::BuildNumber;
 use crate::model::{ExchangeGuid, Sid, SmtpAddress};
@@ -185,6 +185,43 @@ impl AnchorRequest {
             exch_client_ver,
             backend_cookies: backend_cookies(headers),
         })
+    }
+}
+
+impl AnchorRequest {
+    /// Whether the request's route is decided by its `X-AnchorMailbox` header alone: then the
+    /// protocol and the header's raw value, so that a route found for the same value before
+    /// can be reused without parsing the request again.
+    ///
+    /// Precisely, `Some` when the path is a proxied protocol other than the management shell,
+    /// there is exactly one `X-AnchorMailbox` header, no explicit logon can be in the URL
+    /// (`/owa`, `/ecp`: the second path segment holds neither `@` nor `%`) and no `MailboxId`
+    /// is in the query (`/mapi`). For such a request [`AnchorRequest::parse`] fails only on the
+    /// header's value (so never for a value it accepted before), and otherwise yields that
+    /// hint with no explicit logon and no mailbox id, which [`crate::anchor::route`] follows
+    /// ahead of any cookie or identity.
+    pub fn anchor_hint_only<'h>(
+        uri: &Uri,
+        headers: &'h HeaderMap,
+    ) -> Option<(Protocol, &'h HeaderValue)> {
+        let path = uri.path();
+        let protocol = Protocol::from_path(path)?;
+        let mut anchors = headers.get_all(ANCHOR_MAILBOX).iter();
+        let (Some(value), None) = (anchors.next(), anchors.next()) else {
+            return None;
+        };
+        let decided_by_hint = match protocol {
+            Protocol::PowerShell => false,
+            Protocol::Owa | Protocol::Ecp => path
+                .trim_start_matches('/')
+                .split('/')
+                .nth(1)
+                .is_none_or(|segment| !segment.contains(['@', '%'])),
+            Protocol::Mapi => !query_pairs(uri.query().unwrap_or(""))
+                .any(|(key, _)| key.eq_ignore_ascii_case("MailboxId")),
+            Protocol::Ews | Protocol::Autodiscover => true,
+        };
+        decided_by_hint.then_some((protocol, value))
     }
 }
 
@@ -441,6 +478,64 @@ mod tests {
             parse("/powershell?ExchClientVer=fifteen", &[]),
             Err(RequestError::BadExchClientVer { .. })
         ));
+    }
+
+    #[test]
+    fn anchor_hint_only_when_the_header_alone_decides() {
+        let check = |uri: &str, headers: &[(&str, &str)]| {
+            let parsed_uri: Uri = uri.parse().expect("valid uri");
+            let mut map = HeaderMap::new();
+            for (k, v) in headers {
+                map.append(
+                    http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                    v.parse().expect("value"),
+                );
+            }
+            let quick = AnchorRequest::anchor_hint_only(&parsed_uri, &map)
+                .map(|(p, v)| (p, v.to_str().expect("ascii").to_owned()));
+            if let Some((protocol, value)) = &quick {
+                // Whenever it answers, the full parse agrees: same protocol, the hint from
+                // that header, nothing that outranks it.
+                let full = parse(uri, headers).expect("parses");
+                assert_eq!(full.protocol, *protocol);
+                assert_eq!(full.anchor_mailbox, Some(value.parse().expect("hint")));
+                assert_eq!(full.explicit_logon, None);
+                assert_eq!(full.mailbox_id, None);
+            }
+            quick.map(|(p, _)| p)
+        };
+        let hint = [("x-anchormailbox", "bob@contoso.com")];
+        assert_eq!(check("/ews/exchange.asmx", &hint), Some(Protocol::Ews));
+        assert_eq!(
+            check("/Autodiscover/Autodiscover.xml?x=1", &hint),
+            Some(Protocol::Autodiscover)
+        );
+        assert_eq!(check("/owa/", &hint), Some(Protocol::Owa));
+        assert_eq!(check("/owa/auth/logon.aspx", &hint), Some(Protocol::Owa));
+        assert_eq!(check("/ecp", &hint), Some(Protocol::Ecp));
+        assert_eq!(check("/owa/shared@contoso.com/", &hint), None);
+        assert_eq!(check("/owa/shared%40contoso.com/", &hint), None);
+        assert_eq!(check("/mapi/emsmdb/?foo=1", &hint), Some(Protocol::Mapi));
+        assert_eq!(
+            check(
+                "/mapi/emsmdb/?mailboxid=bb558c35-97f1-4cb9-8ff7-d53741dc928c@contoso.com",
+                &hint
+            ),
+            None
+        );
+        assert_eq!(check("/powershell", &hint), None);
+        assert_eq!(check("/other", &hint), None);
+        assert_eq!(check("/ews/exchange.asmx", &[]), None);
+        assert_eq!(
+            check(
+                "/ews/exchange.asmx",
+                &[
+                    ("x-anchormailbox", "a@contoso.com"),
+                    ("x-anchormailbox", "b@contoso.com")
+                ]
+            ),
+            None
+        );
     }
 
     #[test]
