@@ -10,7 +10,7 @@
 //! The pool offers MD5 Digest only, for SIPp (see `sipp`).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -173,24 +173,10 @@ fn user_move_refuses_a_host_outside_the_pool() {
     assert_eq!(p.homes.home_of("nobind"), before);
 }
 
-fn sipp_binary() -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("sipp"))
-            .find(|p| p.is_file())
-    });
-    found.unwrap_or_else(|| {
-        panic!(
-            "sipp is not installed: run `bash scripts/test.sh` (it installs Debian's sip-tester), \
-             or `apt-get install sip-tester`"
-        )
-    })
-}
-
 /// Runs `tests/sipp/register_redirect.xml` as `user` against `target`, expecting a 301 to
 /// `expected`; returns SIPp's exit status and its output, error log and message trace.
 fn run_sipp_redirect(target: SocketAddr, mode: &str, user: &str, expected: &str) -> (i32, String) {
-    let sipp = sipp_binary();
+    let sipp = crate::support::sipp_binary();
     let scenario =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sipp/register_redirect.xml");
     assert!(scenario.is_file(), "{} is missing", scenario.display());

@@ -5,7 +5,7 @@
 //! (`digest_algorithms = ["MD5"]`). A missing `sipp` fails the tests: `scripts/test.sh`
 //! installs it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -31,23 +31,9 @@ fn server() -> Arc<Server> {
     })
 }
 
-fn sipp_binary() -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("sipp"))
-            .find(|p| p.is_file())
-    });
-    found.unwrap_or_else(|| {
-        panic!(
-            "sipp is not installed: run `bash scripts/test.sh` (it installs Debian's sip-tester), \
-             or `apt-get install sip-tester`"
-        )
-    })
-}
-
 /// Runs the scenario; returns SIPp's exit status and its output and logs for messages.
 fn run_sipp(server: &Server, transport: &str, user: &str, extra: &[&str]) -> (i32, String) {
-    let sipp = sipp_binary();
+    let sipp = crate::support::sipp_binary();
     let scenario =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sipp/register_digest.xml");
     assert!(scenario.is_file(), "{} is missing", scenario.display());

@@ -127,20 +127,6 @@ fn scenarios() -> PathBuf {
         })
 }
 
-fn sipp_binary() -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("sipp"))
-            .find(|p| p.is_file())
-    });
-    found.unwrap_or_else(|| {
-        panic!(
-            "sipp is not installed: run `bash scripts/test.sh` (it installs Debian's sip-tester), \
-             or `apt-get install sip-tester`"
-        )
-    })
-}
-
 /// One SIPp process running a scenario in its own temporary folder.
 struct Sipp {
     name: String,
@@ -160,7 +146,7 @@ impl Sipp {
         for (name, content) in files {
             std::fs::write(dir.path().join(name), content).expect("writing an -inf file");
         }
-        let child = Command::new(sipp_binary())
+        let child = Command::new(crate::support::sipp_binary())
             .current_dir(dir.path())
             .arg(target.to_string())
             .arg("-sf")

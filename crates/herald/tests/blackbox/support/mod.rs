@@ -28,3 +28,18 @@ pub(crate) fn fresh_loopback() -> IpAddr {
     assert!(n < 250, "ran out of loopback addresses");
     IpAddr::V4(Ipv4Addr::new(127, 0, 7, n))
 }
+
+/// The `sipp` on PATH; missing, the test fails (`scripts/test.sh` installs Debian's sip-tester).
+pub(crate) fn sipp_binary() -> std::path::PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("sipp"))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "sipp is not installed: run `bash scripts/test.sh` (it installs Debian's sip-tester), \
+             or `apt-get install sip-tester`"
+        )
+    })
+}
