@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -56,7 +57,15 @@ impl NtlmConfig {
 }
 
 /// The security associations of the process, by flow; cheap to clone, shared by every core.
-pub struct SecurityAssociations<F>(Arc<Mutex<HashMap<F, Association>>>);
+pub struct SecurityAssociations<F>(Arc<Shared<F>>);
+
+/// The map, and its size readable without the lock: every message herald sends asks whether
+/// its flow has an association, and most servers have none or few, so the answer "none at
+/// all" must not cost every core a shared lock.
+struct Shared<F> {
+    map: Mutex<HashMap<F, Association>>,
+    len: AtomicUsize,
+}
 
 impl<F> Clone for SecurityAssociations<F> {
     fn clone(&self) -> Self {
@@ -66,7 +75,10 @@ impl<F> Clone for SecurityAssociations<F> {
 
 impl<F> Default for SecurityAssociations<F> {
     fn default() -> Self {
-        Self(Arc::new(Mutex::new(HashMap::new())))
+        Self(Arc::new(Shared {
+            map: Mutex::new(HashMap::new()),
+            len: AtomicUsize::new(0),
+        }))
     }
 }
 
@@ -84,11 +96,16 @@ pub(crate) struct Association {
 
 impl<F: std::hash::Hash + Eq> SecurityAssociations<F> {
     pub(crate) fn insert(&self, flow: F, association: Association) {
-        self.0.lock().insert(flow, association);
+        let mut map = self.0.map.lock();
+        map.insert(flow, association);
+        self.0.len.store(map.len(), Ordering::Release);
     }
 
     pub(crate) fn remove(&self, flow: &F) {
-        self.0.lock().remove(flow);
+        let mut map = self.0.map.lock();
+        if map.remove(flow).is_some() {
+            self.0.len.store(map.len(), Ordering::Release);
+        }
     }
 
     /// Verifies a request's signature with the flow's association; the user it belongs to.
@@ -98,7 +115,7 @@ impl<F: std::hash::Hash + Eq> SecurityAssociations<F> {
         credentials: &NtlmCredentials,
         fields: &MessageFields<'_>,
     ) -> Option<herald_directory::User> {
-        let mut map = self.0.lock();
+        let mut map = self.0.map.lock();
         let a = map.get_mut(flow)?;
         if !a.sa.matches(credentials) {
             return None;
@@ -110,7 +127,10 @@ impl<F: std::hash::Hash + Eq> SecurityAssociations<F> {
     /// `bytes` with an `Authentication-Info` header signed by the flow's association, when
     /// the flow has one and the message is one a client verifies (not a 1xx, not a 401).
     pub(crate) fn sign(&self, flow: &F, bytes: Bytes, limits: &Limits) -> Bytes {
-        let mut map = self.0.lock();
+        if self.0.len.load(Ordering::Acquire) == 0 {
+            return bytes;
+        }
+        let mut map = self.0.map.lock();
         let Some(a) = map.get_mut(flow) else {
             return bytes;
         };
