@@ -11,12 +11,19 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Weak};
 
 use herald_directory::{Aor, RegistrationStore, StoredBinding};
-use herald_frontend::PersistRegistration;
+use herald_frontend::{PersistRegistration, ReplyTo};
+use herald_sip::ResponseBuilder;
 
 use crate::sip_runtime::SipRuntime;
 
 /// Registrations written in one transaction at most; a larger queue is written in several.
 const MAX_BATCH: usize = 4096;
+
+/// How long the writer lets registrations gather after a batch before it takes the next one.
+/// Waking the thread for every REGISTER cost more than writing it; under load a millisecond
+/// gathers dozens into one transaction and one wake-up, at a millisecond of latency. An idle
+/// writer blocks on the queue and starts at once on the first registration.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// A held REGISTER answer and the shard that holds its transaction.
 pub(crate) struct Pending {
@@ -67,6 +74,7 @@ fn run(store: &dyn RegistrationStore, sip: &Weak<SipRuntime>, rx: &Receiver<Pend
             tracing::error!(error = %e, count = batch.len(), "registrations not stored; answering 500");
         }
         let Some(sip) = sip.upgrade() else { return };
+        let mut by_shard: Vec<Vec<(ReplyTo, ResponseBuilder)>> = Vec::new();
         for p in batch {
             let PersistRegistration {
                 reply_to,
@@ -75,7 +83,17 @@ fn run(store: &dyn RegistrationStore, sip: &Weak<SipRuntime>, rx: &Receiver<Pend
                 ..
             } = *p.registration;
             let answer = if saved.is_ok() { ok } else { failed };
-            sip.respond(p.shard, reply_to, answer, false);
+            if by_shard.len() <= p.shard {
+                by_shard.resize_with(p.shard + 1, Vec::new);
+            }
+            by_shard[p.shard].push((reply_to, answer));
         }
+        for (shard, answers) in by_shard.into_iter().enumerate() {
+            if !answers.is_empty() {
+                sip.respond_all(shard, answers);
+            }
+        }
+        drop(sip);
+        std::thread::sleep(LINGER);
     }
 }

@@ -16,7 +16,8 @@ use std::time::Instant;
 
 use herald_directory::Directory;
 use herald_frontend::{
-    Frontend, FrontendEvent, Lookup, Payload, ReplyTo, ServiceRequest, Step, Transmit,
+    Frontend, FrontendEvent, Lookup, Payload, RegistrarEvent, ReplyTo, ServiceRequest, Step,
+    Transmit,
 };
 use herald_presence::engine::{NotifyId, OutboundRequest};
 use herald_sip::{HeaderName, Message, Method, Response, ResponseBuilder};
@@ -127,6 +128,20 @@ impl SipRuntime {
     ) {
         self.with_core(shard, |core| {
             core.respond(Instant::now(), reply_to, response, dialog_tag_set);
+        });
+    }
+
+    /// Sends several held answers of one shard under one lock of its core.
+    pub(crate) fn respond_all(
+        &self,
+        shard: usize,
+        answers: impl IntoIterator<Item = (ReplyTo, ResponseBuilder)>,
+    ) {
+        self.with_core(shard, |core| {
+            let now = Instant::now();
+            for (reply_to, response) in answers {
+                core.respond(now, reply_to, response, false);
+            }
         });
     }
 
@@ -257,6 +272,11 @@ impl SipRuntime {
         match event {
             FrontendEvent::Registrar(e) => {
                 log_event(&e);
+                // Most REGISTERs are refreshes that change nothing presence keeps; skipping them
+                // spares the presence thread a wake-up per REGISTER.
+                if matches!(e, RegistrarEvent::EndpointRefreshed { moved: false, .. }) {
+                    return;
+                }
                 if let Some(p) = presence {
                     p.send(Input::Registrar(e));
                 }
@@ -409,8 +429,8 @@ impl Handler for SipRuntime {
     }
 }
 
-fn log_event(e: &herald_frontend::RegistrarEvent<Flow>) {
-    use herald_frontend::RegistrarEvent as E;
+fn log_event(e: &RegistrarEvent<Flow>) {
+    use RegistrarEvent as E;
     match e {
         E::EndpointRegistered { aor, endpoint, .. } => {
             metrics::counter!("herald_registrations_total").increment(1);

@@ -404,13 +404,14 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 async fn udp_loop<H: Handler>(index: u16, sock: Arc<UdpSocket>, handler: Arc<H>) {
     let Ok(local) = sock.local_addr() else { return };
-    let mut buf = BytesMut::with_capacity(MAX_DATAGRAM * 4);
+    // Each datagram is copied out at its own size: a message can outlive its neighbours by a
+    // transaction's lifetime (32 s), and slices of one shared receive buffer would keep whole
+    // buffers alive and make every refill a fresh large allocation.
+    let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
-        buf.reserve(MAX_DATAGRAM);
-        // Safety-free read into spare capacity: recv_buf appends what it read.
-        match sock.recv_buf_from(&mut buf).await {
+        match sock.recv_from(&mut buf).await {
             Ok((n, peer)) => {
-                let bytes = buf.split_to(n).freeze();
+                let bytes = Bytes::copy_from_slice(&buf[..n]);
                 handler.on_message(Inbound {
                     flow: Flow::Udp {
                         socket: index,

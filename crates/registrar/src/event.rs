@@ -39,6 +39,10 @@ pub enum Event<F> {
         endpoint: Endpoint,
         /// Where requests to it go from now on.
         flow: F,
+        /// Whether the flow, the Contact URI or the EPID changed. A plain refresh (the common
+        /// case: a client re-registering before expiry) changes nothing those who route or key
+        /// state by endpoint need to know, so they may skip it.
+        moved: bool,
     },
     /// An endpoint's binding is gone; state scoped to it (Lync `expireType="endpoint"`
     /// publications, its subscriptions) should go too.

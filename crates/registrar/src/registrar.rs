@@ -575,19 +575,23 @@ impl<F: Clone + Eq + Hash> Registrar<F> {
         ctx: &Ctx<'_, F>,
         expires_at: Instant,
     ) -> Binding<F> {
+        let mut moved = false;
         if b.flow != *ctx.flow {
             unindex_flow(&mut self.by_flow, &b.flow, b.id);
             index_flow(&mut self.by_flow, ctx.flow, aor, b.id);
             b.flow = ctx.flow.clone();
+            moved = true;
         }
         if *b.uri != *cb.uri {
             b.uri = Arc::from(cb.uri);
+            moved = true;
         }
         if *b.params != *cb.params {
             b.params = cb.params.into_boxed_str();
         }
         if b.epid.as_deref() != ctx.epid.as_deref() {
             b.epid.clone_from(&ctx.epid);
+            moved = true;
         }
         if *b.source != *ctx.source {
             b.source = Box::from(ctx.source);
@@ -603,6 +607,7 @@ impl<F: Clone + Eq + Hash> Registrar<F> {
             aor: aor.clone(),
             endpoint: Endpoint::of(&b),
             flow: b.flow.clone(),
+            moved,
         });
         b
     }

@@ -40,7 +40,7 @@ pub use registrations::RegistrationDurability;
 #[derive(Debug)]
 pub struct SqliteDirectory {
     /// Shared with the [`SqlitePresenceStore`]s made from this handle.
-    conn: Arc<Mutex<Connection>>,
+    conn: Arc<Mutex<Conn>>,
     /// Writes made through this handle: SQLite's `data_version` only counts other
     /// connections' commits, and [`Directory::change_token`] must see both.
     local_writes: std::sync::atomic::AtomicU64,
@@ -154,14 +154,17 @@ impl SqliteDirectory {
         enable_wal(&conn, options.busy_timeout)?;
         migrate(&mut conn, MIGRATIONS)?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: Arc::new(Mutex::new(Conn {
+                db: conn,
+                relaxed: false,
+            })),
             local_writes: std::sync::atomic::AtomicU64::new(0),
             registration_sync: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     /// The connection (see [`lock`]).
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    fn lock(&self) -> MutexGuard<'_, Conn> {
         lock(&self.conn)
     }
 
@@ -186,18 +189,70 @@ impl SqliteDirectory {
     }
 }
 
-/// The shared connection. A panic in another thread while holding it cannot leave it
-/// mid-write (the transaction guard rolls back while unwinding), so a poisoned lock is still
-/// usable.
-fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
-    conn.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+/// The one connection of a store, and whether it is at the registrations' relaxed
+/// `synchronous` level.
+///
+/// Directory writes commit with `synchronous=FULL`; registration batches may commit with
+/// `NORMAL` ([`RegistrationDurability::Process`]). Switching the level costs a statement each
+/// way, which at thousands of registration batches a second was a third of their cost; so the
+/// level is switched lazily: [`lock_relaxed`] leaves it relaxed after a batch, and [`lock`],
+/// through which every other use goes, restores `FULL` first.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    db: Connection,
+    relaxed: bool,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.db
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.db
+    }
+}
+
+/// The shared connection at `synchronous=FULL`. A panic in another thread while holding it
+/// cannot leave it mid-write (the transaction guard rolls back while unwinding), so a poisoned
+/// lock is still usable.
+///
+/// Restoring `FULL` after registration batches is an in-memory setting that SQLite does not
+/// fail in practice; if it ever did, the connection stays marked relaxed and the next lock
+/// tries again, and the failure is reported by the write that follows, which SQLite then
+/// refuses too.
+fn lock(conn: &Mutex<Conn>) -> MutexGuard<'_, Conn> {
+    let mut guard = conn
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if guard.relaxed && guard.db.pragma_update(None, "synchronous", "FULL").is_ok() {
+        guard.relaxed = false;
+    }
+    guard
+}
+
+/// The shared connection at `synchronous=NORMAL`, for registration batches.
+fn lock_relaxed(conn: &Mutex<Conn>) -> Result<MutexGuard<'_, Conn>, Error> {
+    let mut guard = conn
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !guard.relaxed {
+        guard
+            .db
+            .pragma_update(None, "synchronous", "NORMAL")
+            .ctx("relaxing synchronous for registrations")?;
+        guard.relaxed = true;
+    }
+    Ok(guard)
 }
 
 /// Runs `f` in one write transaction, taking the write lock up front; committed (and, with
 /// `synchronous=FULL`, on disk) when this returns `Ok`, rolled back otherwise.
 fn write_tx<T>(
-    conn: &Mutex<Connection>,
+    conn: &Mutex<Conn>,
     what: &'static str,
     f: impl FnOnce(&Transaction<'_>) -> Result<T, Error>,
 ) -> Result<T, Error> {
@@ -212,7 +267,7 @@ fn write_tx<T>(
 
 /// Runs `f` in one read transaction (one snapshot).
 fn read_tx<T>(
-    conn: &Mutex<Connection>,
+    conn: &Mutex<Conn>,
     what: &'static str,
     f: impl FnOnce(&Transaction<'_>) -> Result<T, Error>,
 ) -> Result<T, Error> {

@@ -36,16 +36,16 @@ use herald_presence::engine::{
     ContactError, Identity, PresenceStore, PublicationKey, StaticChange, StoreError,
     StoredPublication,
 };
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::{Context, SqliteDirectory, read_tx, write_tx};
+use super::{Conn, Context, SqliteDirectory, read_tx, write_tx};
 use crate::{Aor, DisplayName, EntityKind, Error};
 
 /// A [`PresenceStore`] on a [`SqliteDirectory`]'s database, sharing its connection. Clones
 /// share it too, so the engine can own one while an admin view keeps another.
 #[derive(Debug, Clone)]
 pub struct SqlitePresenceStore {
-    conn: Arc<Mutex<Connection>>,
+    conn: Arc<Mutex<Conn>>,
 }
 
 impl SqliteDirectory {

@@ -41,27 +41,20 @@ impl RegistrationStore for SqliteDirectory {
         let full = self
             .registration_sync
             .load(std::sync::atomic::Ordering::Relaxed);
-        let mut conn = super::lock(&self.conn);
-        // The connection syncs every commit (directory writes); this one transaction only
-        // waits for the log, when so configured. Changed under the lock, restored after.
-        if !full {
-            conn.pragma_update(None, "synchronous", "NORMAL")
-                .ctx("relaxing synchronous for registrations")?;
+        // Directory writes sync every commit; a registration batch only waits for the log,
+        // unless so configured (see `Conn` for how the level is switched).
+        let mut conn = if full {
+            super::lock(&self.conn)
+        } else {
+            super::lock_relaxed(&self.conn)?
+        };
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .ctx("saving registrations")?;
+        for (aor, bindings) in batch {
+            save_one(&tx, aor, bindings)?;
         }
-        let result = (|| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .ctx("saving registrations")?;
-            for (aor, bindings) in batch {
-                save_one(&tx, aor, bindings)?;
-            }
-            tx.commit().ctx("saving registrations")
-        })();
-        if !full {
-            conn.pragma_update(None, "synchronous", "FULL")
-                .ctx("restoring synchronous=FULL")?;
-        }
-        result
+        tx.commit().ctx("saving registrations")
     }
 
     fn load_registrations(&self, now_ms: i64) -> Result<Vec<StoredRegistrations>, Error> {

@@ -35,11 +35,16 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
                 aor,
                 endpoint,
                 flow,
+                moved,
             } => {
                 let Ok(uid) = self.ensure_user(now, &aor) else {
                     return;
                 };
                 let user = self.user_mut(uid);
+                if !moved && user.endpoints.iter().any(|e| e.binding == endpoint.binding) {
+                    // A plain refresh of an endpoint already known: nothing to re-derive.
+                    return;
+                }
                 let old = match user
                     .endpoints
                     .iter_mut()

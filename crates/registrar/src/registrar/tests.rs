@@ -358,7 +358,7 @@ fn rfc3261_10_3_step_7_higher_cseq_refreshes_in_place() {
     let events = drain(&mut r);
     assert!(matches!(
         events.as_slice(),
-        [Event::EndpointRefreshed { endpoint, flow: 1, .. }] if endpoint.binding == id
+        [Event::EndpointRefreshed { endpoint, flow: 1, moved: false, .. }] if endpoint.binding == id
     ));
     assert_eq!(r.binding_count(), 1);
 }
@@ -638,7 +638,11 @@ fn rfc5626_6_instance_id_replaces_the_contact_uri() {
     assert_eq!(r.lookup_flow(&a, Target::Instance(inst)), Some(&2));
     assert!(matches!(
         drain(&mut r).as_slice(),
-        [Event::EndpointRefreshed { flow: 2, .. }]
+        [Event::EndpointRefreshed {
+            flow: 2,
+            moved: true,
+            ..
+        }]
     ));
 }
 

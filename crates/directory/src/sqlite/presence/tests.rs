@@ -592,7 +592,7 @@ fn another_handle_on_the_file_sees_presence_writes_at_once() {
 fn a_version_three_store_upgrades_keeping_its_data() {
     let (_tmp, path) = temp_file();
     {
-        let conn = Connection::open(&path).expect("opens");
+        let conn = rusqlite::Connection::open(&path).expect("opens");
         conn.execute_batch(
             "CREATE TABLE schema_version (version INTEGER NOT NULL PRIMARY KEY, \
              name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT;",

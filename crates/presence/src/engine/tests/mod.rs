@@ -87,13 +87,26 @@ impl Harness {
     }
 
     pub(super) fn register_on(&mut self, user: &str, epid: &str, flow: u32, expires: u32) {
+        self.register_moved(user, epid, flow, flow, expires);
+    }
+
+    /// Registers the Contact first registered over `contact_flow` again, now over `flow`: a
+    /// client that reconnected.
+    pub(super) fn register_moved(
+        &mut self,
+        user: &str,
+        epid: &str,
+        contact_flow: u32,
+        flow: u32,
+        expires: u32,
+    ) {
         self.counter += 1;
         let req = RegisterRequest {
             aor: aor(user),
             call_id: format!("reg-{epid}"),
             cseq: self.counter,
             contacts: vec![RegContact::Binding(ContactBinding::new(format!(
-                "sip:{epid}@10.0.0.{flow}:5060;transport=tcp"
+                "sip:{epid}@10.0.0.{contact_flow}:5060;transport=tcp"
             )))],
             expires: Some(expires),
             flow,

@@ -590,3 +590,22 @@ fn registrar_refresh_on_a_new_flow_moves_the_subscriptions() {
     let n = h.deliver();
     assert_eq!(n[0].0.flow, 42, "the client reconnected on flow 42");
 }
+
+#[test]
+fn registration_refresh_keeps_subscriptions_and_a_moved_endpoint_takes_them_along() {
+    let mut h = Harness::new();
+    let (flow, r) = bob_subscribes(&mut h, "c1", "Event: presence\nExpires: 3600");
+    assert_eq!(r.status(), 200);
+    assert_eq!(h.deliver().len(), 1, "the first NOTIFY");
+    // A plain re-REGISTER (same Call-ID, same flow) changes nothing watchers see.
+    h.register_on(BOB, "bob-c1", flow, 3600);
+    assert!(h.deliver().is_empty(), "a plain refresh sends nothing");
+    assert_eq!(h.engine.subscription_count(), 1);
+    // Re-registering over another connection moves the subscriptions to it.
+    h.register_moved(BOB, "bob-c1", flow, 9, 3600);
+    let r = h.send(CAROL, 7, &publish(1, "", Some(PIDF_BUSY)));
+    assert_eq!(r.status(), 200);
+    let n = h.deliver();
+    assert_eq!(n.len(), 1);
+    assert_eq!(n[0].0.flow, 9, "the NOTIFY follows the endpoint's new flow");
+}
