@@ -1627,7 +1627,7 @@ mod tests {
         );
 
         // No match: not a member, serves as the first pool.
-        let stranger = t.clone().locate(None, &[ip("192.0.2.1")]).unwrap();
+        let stranger = t.locate(None, &[ip("192.0.2.1")]).unwrap();
         assert!(stranger.local_member().is_none());
     }
 

@@ -479,7 +479,7 @@ fn a_server_located_in_the_second_pool_serves_it_and_redirects_the_first_pools_u
             .locate(Some("fe21.contoso.com"), &[])
             .unwrap(),
     );
-    let pool2 = Autodiscover::new(located.clone()).with_homes(Arc::new(TwoPools));
+    let pool2 = Autodiscover::new(located).with_homes(Arc::new(TwoPools));
     let pool1 = Autodiscover::new(topology()).with_homes(Arc::new(TwoPools));
     let user = |name: &str| {
         format!("/Autodiscover/AutodiscoverService.svc/root/user?sipuri={name}@contoso.com")
