@@ -18,6 +18,9 @@ use std::sync::{Arc, Mutex, Weak};
 
 use serde::Deserialize;
 
+use crate::support::autodiscover::{
+    self, AdAccess, AdJson, JSON, ROOT, Reply, XML, json, xml_attr, xml_links,
+};
 use crate::support::dns::{Discovery, DiscoverySetup, herald_cli, run, san_dns_names, shared};
 
 const DOMAIN: &str = "herald.test";
@@ -33,9 +36,6 @@ const ACCESS: &str = "127.0.0.10";
 const AV: &str = "127.0.0.11";
 const WEBCONF: &str = "127.0.0.12";
 const PROXY: &str = "127.0.0.20";
-const XML: &str = "application/vnd.microsoft.rtc.autodiscover+xml;v=1";
-const JSON: &str = "application/vnd.microsoft.rtc.autodiscover+json;v=1";
-const ROOT: &str = "/Autodiscover/AutodiscoverService.svc/root";
 const USER: &str = "alice@herald.test";
 
 /// A deployment like the demo's domain with every role at its own address: a two-server pool,
@@ -441,60 +441,10 @@ fn dns_listener_on_port_0_starts_when_its_udp_port_is_taken_over_tcp() {
 // ---------------------------------------------------------------------------------------------
 // Autodiscover with curl
 
-/// What curl got.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    content_type: String,
-    body: String,
-}
-
-/// GET `url` from `source`, resolving the URL's host to 127.0.0.1 (where the listeners are),
-/// trusting only the certificate `serve` generated. `accept` `None` sends no Accept header.
+/// GET `url` from `source` at the deployment's listeners (127.0.0.1), trusting only the
+/// certificate `serve` generated. `accept` `None` sends no Accept header.
 fn curl(d: &Discovery, source: &str, url: &str, accept: Option<&str>) -> Reply {
-    let (scheme, rest) = url.split_once("://").expect("absolute URL");
-    let authority = rest.split('/').next().expect("authority");
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => (h, p.to_owned()),
-        None => (
-            authority,
-            if scheme == "https" { "443" } else { "80" }.to_owned(),
-        ),
-    };
-    let resolve = format!("{host}:{port}:127.0.0.1");
-    let accept_header = match accept {
-        Some(a) => format!("Accept: {a}"),
-        // An empty value tells curl to send no Accept header at all.
-        None => "Accept:".to_owned(),
-    };
-    let cacert = d.cert_pem();
-    let out = run(
-        "curl",
-        &[
-            "-sS",
-            "--max-time",
-            "10",
-            "--interface",
-            source,
-            "--resolve",
-            &resolve,
-            "--cacert",
-            cacert.to_str().expect("UTF-8 path"),
-            "-H",
-            &accept_header,
-            "-w",
-            "\n%{http_code} %{content_type}",
-            url,
-        ],
-    );
-    assert!(out.success, "{} failed: {}", out.command, out.stderr);
-    let (body, trailer) = out.stdout.rsplit_once('\n').expect("curl's -w trailer");
-    let (status, content_type) = trailer.split_once(' ').unwrap_or((trailer, ""));
-    Reply {
-        status: status.parse().expect("status code"),
-        content_type: content_type.to_owned(),
-        body: body.to_owned(),
-    }
+    autodiscover::curl(&d.cert_pem(), source, url, accept, "127.0.0.1")
 }
 
 /// `scheme://label.<domain>:port` of the deployment's HTTP or HTTPS listener.
@@ -504,92 +454,6 @@ fn origin(d: &Discovery, scheme: &str, label: &str) -> String {
         _ => d.http.port(),
     };
     format!("{scheme}://{}:{port}", fqdn(label))
-}
-
-/// The value of `attr` in the first `<element …>` of an XML text.
-fn xml_attr(xml: &str, element: &str, attr: &str) -> Option<String> {
-    let start = xml.find(&format!("<{element} "))?;
-    let tag = &xml[start..start + xml[start..].find('>')?];
-    let key = format!("{attr}=\"");
-    let at = tag.find(&key)? + key.len();
-    let end = tag[at..].find('"')?;
-    Some(xml_unescape(&tag[at..at + end]))
-}
-
-/// Every `<Link token="…" href="…"/>` of an XML text.
-fn xml_links(xml: &str) -> Vec<(String, String)> {
-    xml.split("<Link ")
-        .skip(1)
-        .map(|part| {
-            let end = part.find('>').map_or(part.len(), |i| i + 1);
-            let tag = format!("<Link {}", &part[..end]);
-            (
-                xml_attr(&tag, "Link", "token").expect("Link token"),
-                xml_attr(&tag, "Link", "href").expect("Link href"),
-            )
-        })
-        .collect()
-}
-
-fn xml_unescape(s: &str) -> String {
-    s.replace("&amp;", "&")
-        .replace("&quot;", "\"")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&apos;", "'")
-}
-
-/// The JSON autodiscover document ([MS-OCDISCWS] fields plus HAL `_links`).
-#[derive(Debug, Deserialize)]
-struct AdJson {
-    #[serde(rename = "AccessLocation")]
-    access_location: String,
-    #[serde(rename = "Root")]
-    root: Option<AdLinks>,
-    #[serde(rename = "User")]
-    user: Option<AdUser>,
-    #[serde(rename = "_links", default)]
-    hal: BTreeMap<String, AdHref>,
-}
-
-#[derive(Debug, Deserialize)]
-struct AdLinks {
-    #[serde(rename = "Links")]
-    links: Vec<AdLink>,
-}
-
-#[derive(Debug, Deserialize)]
-struct AdLink {
-    token: String,
-    href: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct AdHref {
-    href: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct AdUser {
-    sip_server_internal_access: AdAccess,
-    sip_client_internal_access: AdAccess,
-    sip_server_external_access: AdAccess,
-    sip_client_external_access: AdAccess,
-    links: Vec<AdLink>,
-}
-
-#[derive(Debug, Deserialize, PartialEq, Eq)]
-struct AdAccess {
-    fqdn: String,
-    port: u16,
-}
-
-fn json<T: serde::de::DeserializeOwned>(body: &str) -> T {
-    match axum::Json::<T>::from_bytes(body.as_bytes()) {
-        Ok(axum::Json(v)) => v,
-        Err(e) => panic!("not the expected JSON ({e}):\n{body}"),
-    }
 }
 
 /// The inside client asks lyncdiscoverinternal, the outside one lyncdiscover; the answer's
@@ -724,10 +588,10 @@ fn autodiscover_user_resource_names_the_pool_inside_and_the_edge_outside() {
             let doc: AdJson = json(&j.body);
             assert_eq!(doc.access_location, location, "{ctx}");
             let user = doc.user.expect("a User object");
-            assert_eq!(user.sip_server_internal_access, pool, "{ctx}");
-            assert_eq!(user.sip_client_internal_access, pool, "{ctx}");
-            assert_eq!(user.sip_server_external_access, edge(5061), "{ctx}");
-            assert_eq!(user.sip_client_external_access, edge(443), "{ctx}");
+            assert_eq!(user.sip_server_internal_access, Some(pool.clone()), "{ctx}");
+            assert_eq!(user.sip_client_internal_access, Some(pool.clone()), "{ctx}");
+            assert_eq!(user.sip_server_external_access, Some(edge(5061)), "{ctx}");
+            assert_eq!(user.sip_client_external_access, Some(edge(443)), "{ctx}");
             let tokens: BTreeSet<&str> = user.links.iter().map(|l| l.token.as_str()).collect();
             for t in ["Internal/Autodiscover", "External/Autodiscover", "Self"] {
                 assert!(tokens.contains(t), "{ctx}: no {t} link in {}", j.body);

@@ -10,8 +10,6 @@
 //! The pool offers MD5 Digest only, for SIPp (see `sipp`).
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -173,65 +171,9 @@ fn user_move_refuses_a_host_outside_the_pool() {
     assert_eq!(p.homes.home_of("nobind"), before);
 }
 
-/// Runs `tests/sipp/register_redirect.xml` as `user` against `target`, expecting a 301 to
-/// `expected`; returns SIPp's exit status and its output, error log and message trace.
+/// [`support::pool::run_sipp_redirect`] for a user of this module's pool.
 fn run_sipp_redirect(target: SocketAddr, mode: &str, user: &str, expected: &str) -> (i32, String) {
-    let sipp = crate::support::sipp_binary();
-    let scenario =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sipp/register_redirect.xml");
-    assert!(scenario.is_file(), "{} is missing", scenario.display());
-    let work = tempfile::tempdir().expect("a temporary folder");
-    let inf = work.path().join("domain.csv");
-    std::fs::write(&inf, format!("SEQUENTIAL\n{DOMAIN};\n")).expect("writing the -inf file");
-    let password = password(user);
-    let mut child = Command::new(&sipp)
-        .current_dir(work.path())
-        .arg(target.to_string())
-        .args(["-sf", &scenario.to_string_lossy()])
-        .args(["-t", mode])
-        .args(["-i", "127.0.0.1"])
-        .args(["-s", user, "-au", user, "-ap", &password])
-        .args(["-auth_uri", DOMAIN])
-        .args(["-inf", &inf.to_string_lossy()])
-        .args(["-key", "home_contact", expected])
-        .args(["-m", "1"])
-        .args(["-nostdin", "-trace_err", "-trace_msg", "-trace_logs"])
-        .args(["-timeout", "30s", "-timeout_error"])
-        .args(["-recv_timeout", "10000"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", sipp.display()));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if child.try_wait().expect("waiting for sipp").is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("sipp did not finish in 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().expect("sipp output");
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    for entry in std::fs::read_dir(work.path())
-        .expect("sipp's folder")
-        .flatten()
-    {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with("_errors.log")
-            || name.ends_with("_messages.log")
-            || name.ends_with("_logs.log")
-        {
-            let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            text.push_str(&format!("\n--- {name} ---\n{log}"));
-        }
-    }
-    (output.status.code().unwrap_or(-1), text)
+    crate::support::pool::run_sipp_redirect(DOMAIN, target, mode, user, &password(user), expected)
 }
 
 /// SIPp signs in at the member that is not the user's home: 401, Digest, then 301 whose
