@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, Weak};
 use serde::Deserialize;
 
 use crate::support::autodiscover::{
-    self, AdAccess, AdJson, JSON, ROOT, Reply, XML, json, xml_attr, xml_links,
+    self, AdAccess, AdJson, JSON, ROOT, Reply, XML, assert_xml, json, xml_attr, xml_links,
 };
 use crate::support::dns::{Discovery, DiscoverySetup, herald_cli, run, san_dns_names, shared};
 
@@ -563,13 +563,7 @@ fn autodiscover_user_resource_names_the_pool_inside_and_the_edge_outside() {
                 .unwrap_or_else(|| panic!("{ctx}: no User link in {}", root.body));
 
             let x = curl(&d, source, &user_url, Some(XML));
-            assert_eq!(x.status, 200, "{ctx}: {x:?}");
-            assert_eq!(x.content_type, XML, "{ctx}");
-            assert_eq!(
-                xml_attr(&x.body, "AutodiscoverResponse", "AccessLocation").as_deref(),
-                Some(location),
-                "{ctx}"
-            );
+            assert_xml(&x, location, &ctx);
             let access = |element: &str| AdAccess {
                 fqdn: xml_attr(&x.body, element, "fqdn")
                     .unwrap_or_else(|| panic!("{ctx}: no {element} in {}", x.body)),

@@ -19,24 +19,21 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use herald_sip::Response;
 use serde::Deserialize;
 
-use crate::support::autodiscover::{AdJson, JSON, ROOT, XML, curl, json, xml_attr, xml_links};
-use crate::support::dns::{Dig, dig, herald_cli, run, shared};
-use crate::support::pool::{Member, Pool, PoolSetup, run_sipp_redirect};
-use crate::support::server::HERALD;
-use crate::support::sip::{contact_expiries, headers};
-use crate::support::{Account, Server, SipClient, Ua, assert_status, show};
+use crate::support::autodiscover::{
+    AdJson, JSON, ROOT, Reply, XML, assert_xml, curl, json, xml_attr, xml_links,
+};
+use crate::support::dns::{Dig, dig, discover, herald_cli, shared};
+use crate::support::pool::{DIRECTORY_PATIENCE, Member, Pool, PoolSetup, run_sipp_redirect};
+use crate::support::sip::contact_expiries;
+use crate::support::{Account, Server, Ua, assert_status, show};
 
 const DOMAIN: &str = "pools.test";
-const REASON: &str = "Redirect request to Home Server";
 /// A client address inside the deployment's `internal_networks`.
 const INSIDE: &str = "127.0.0.9";
 /// A client address outside it.
 const OUTSIDE: &str = "127.0.9.1";
-/// How long a running server may take to see a directory change (it polls every 250 ms).
-const DIRECTORY_PATIENCE: Duration = Duration::from_secs(15);
 
 /// Users homed on the first pool (where `user add` puts everyone).
 const FIRST_POOL_USERS: &[&str] = &["p1udp", "p1tcp", "p1tls", "p1ad", "p1sipp"];
@@ -111,42 +108,6 @@ fn home_and_other<'a>(
     (server_of(p, &home), server_of(p, &other))
 }
 
-fn client(p: &Pool, server: &Server, transport: &str) -> SipClient {
-    match transport {
-        "udp" => SipClient::udp(server.udp()),
-        "tcp" => SipClient::tcp(server.tcp()),
-        "tls" => SipClient::tls(server.tls(), &p.homes.cert_pem(), "localhost"),
-        other => panic!("unknown transport {other}"),
-    }
-}
-
-/// The Contact of a 301 to `member` for `transport`: its address, the SIP port of that
-/// transport (the same on every server).
-fn home_contact(p: &Pool, member: &Member, transport: &str) -> String {
-    let port = match transport {
-        "tls" => p.ports().tls,
-        _ => p.ports().sip,
-    };
-    format!("<sip:{}:{port};transport={transport}>", member.ip)
-}
-
-#[track_caller]
-fn assert_redirect(r: &Response, contact: &str, p: &Pool) {
-    assert_eq!(
-        r.status(),
-        301,
-        "expected a redirect:\n{}\n{}",
-        show(r),
-        p.logs()
-    );
-    let text = show(r);
-    assert!(
-        text.starts_with(&format!("SIP/2.0 301 {REASON}\r\n")),
-        "{text}"
-    );
-    assert_eq!(headers(r, "Contact"), [contact], "{text}");
-}
-
 /// `user add` homes new users on the first pool; `user move --to <pool>` homes them on a
 /// server of that pool, and `user show` names both the server and the pool.
 #[test]
@@ -181,16 +142,9 @@ fn users_are_created_in_the_first_pool_and_moved_to_another_by_pool_name() {
 fn redirected_across_pools(user: &str, transport: &str) {
     let p = pools();
     let ((home, home_server), (_, other_server)) = home_and_other(&p, user);
-    let mut ua = Ua::new(client(&p, other_server, transport), account(user));
-    let contact = ua.client.contact(user);
-    let r = ua.register(&[&contact], Some(300));
-    assert!(
-        ua.last_challenge.is_some(),
-        "the redirect must come after authentication"
-    );
-    assert_redirect(&r, &home_contact(&p, home, transport), &p);
+    p.assert_sent_home(other_server, transport, &account(user), home);
 
-    let mut at_home = Ua::new(client(&p, home_server, transport), account(user));
+    let mut at_home = Ua::new(p.client(home_server, transport), account(user));
     let contact = at_home.client.contact(user);
     let r = at_home.register(&[&contact], Some(300));
     assert_status(&r, 200);
@@ -222,15 +176,18 @@ fn ms_sip_sipp_register_at_the_other_pool_is_redirected_home() {
     let p = pools();
     for user in ["p2sipp", "p1sipp"] {
         let ((home, _), (other, other_server)) = home_and_other(&p, user);
-        let expected = home_contact(&p, home, "udp");
-        let (code, out) = run_sipp_redirect(
-            DOMAIN,
-            other_server.udp(),
-            "u1",
-            user,
-            &password(user),
-            &expected,
-        );
+        let sipp = |expected: &str| {
+            run_sipp_redirect(
+                DOMAIN,
+                other_server.udp(),
+                "u1",
+                user,
+                &password(user),
+                expected,
+            )
+        };
+        let expected = p.home_contact(home, "udp");
+        let (code, out) = sipp(&expected);
         assert_eq!(
             code,
             0,
@@ -243,39 +200,9 @@ fn ms_sip_sipp_register_at_the_other_pool_is_redirected_home() {
         );
         println!("sipp as {user} at {}:\n{out}", other.fqdn);
 
-        let wrong = home_contact(&p, other, "udp");
-        let (code, out) = run_sipp_redirect(
-            DOMAIN,
-            other_server.udp(),
-            "u1",
-            user,
-            &password(user),
-            &wrong,
-        );
+        let (code, out) = sipp(&p.home_contact(other, "udp"));
         assert_ne!(code, 0, "sipp accepted a 301 to the wrong server:\n{out}");
         assert!(out.contains("is not the home member"), "{out}");
-    }
-}
-
-/// Sends an authenticated REGISTER to `server` until it is answered `status`.
-#[track_caller]
-fn register_until(p: &Pool, server: &Server, user: &str, status: u16) -> Response {
-    let deadline = Instant::now() + DIRECTORY_PATIENCE;
-    loop {
-        let mut ua = Ua::new(SipClient::udp(server.udp()), account(user));
-        let contact = ua.client.contact(user);
-        let r = ua.register(&[&contact], Some(300));
-        if r.status() == status {
-            return r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still {} after {DIRECTORY_PATIENCE:?}, expected {status}:\n{}\n{}",
-            r.status(),
-            show(&r),
-            p.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -286,26 +213,37 @@ fn user_move_to_another_pool_redirects_at_the_old_home() {
     let p = pools();
     let (fe01, first) = server_of(&p, &fqdn("pool01"));
     let (fe21, second) = server_of(&p, &fqdn("pool02"));
-    assert_status(&register_until(&p, first, "mover", 200), 200);
+    assert_status(&p.register_until(first, &account("mover"), 200), 200);
 
     p.homes
         .cli(&["user", "move", &uri("mover"), "--to", &fqdn("pool02")])
         .success();
     assert_eq!(p.homes.home_of("mover"), fqdn("fe21"));
-    let r = register_until(&p, first, "mover", 301);
-    assert_redirect(&r, &home_contact(&p, fe21, "udp"), &p);
-    assert_status(&register_until(&p, second, "mover", 200), 200);
+    let r = p.register_until(first, &account("mover"), 301);
+    p.assert_redirect(&r, &p.home_contact(fe21, "udp"));
+    assert_status(&p.register_until(second, &account("mover"), 200), 200);
 
     p.homes
         .cli(&["user", "move", &uri("mover"), "--to", &fqdn("fe01")])
         .success();
-    let r = register_until(&p, second, "mover", 301);
-    assert_redirect(&r, &home_contact(&p, fe01, "udp"), &p);
-    assert_status(&register_until(&p, first, "mover", 200), 200);
+    let r = p.register_until(second, &account("mover"), 301);
+    p.assert_redirect(&r, &p.home_contact(fe01, "udp"));
+    assert_status(&p.register_until(first, &account("mover"), 200), 200);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Autodiscover
+
+/// GET `url` from `source` at `member`'s web listener, whatever host the URL names.
+fn ad_get(p: &Pool, member: &Member, source: &str, url: &str, accept: Option<&str>) -> Reply {
+    curl(
+        &p.homes.cert_pem(),
+        source,
+        url,
+        accept,
+        &member.ip.to_string(),
+    )
+}
 
 /// `scheme://host:port` of the web listener for `scheme` (the same port on both servers).
 fn origin(p: &Pool, scheme: &str, host: &str) -> String {
@@ -355,13 +293,7 @@ fn ms_ocdiscws_user_of_the_other_pool_gets_a_redirect_to_its_pools_root() {
                     |path: &str, accept| curl(&cert, source, &format!("{base}{path}"), accept, &to);
 
                 let root = get(&format!("/?sipuri={user}@{DOMAIN}"), Some(XML));
-                assert_eq!(root.status, 200, "{ctx}: {root:?}");
-                assert_eq!(root.content_type, XML, "{ctx}");
-                assert_eq!(
-                    xml_attr(&root.body, "AutodiscoverResponse", "AccessLocation").as_deref(),
-                    Some(location),
-                    "{ctx}"
-                );
+                assert_xml(&root, location, &ctx);
                 assert!(root.body.contains("<Root>"), "{ctx}: {}", root.body);
                 assert_eq!(
                     xml_links(&root.body),
@@ -434,19 +366,8 @@ fn ms_ocdiscws_user_of_this_pool_gets_its_access_here() {
                     "{}{ROOT}/user?sipuri={user}@{DOMAIN}",
                     origin(&p, scheme, &fqdn(label))
                 );
-                let x = curl(
-                    &p.homes.cert_pem(),
-                    source,
-                    &url,
-                    Some(XML),
-                    &member.ip.to_string(),
-                );
-                assert_eq!(x.status, 200, "{ctx}: {x:?}");
-                assert_eq!(
-                    xml_attr(&x.body, "AutodiscoverResponse", "AccessLocation").as_deref(),
-                    Some(location),
-                    "{ctx}"
-                );
+                let x = ad_get(&p, member, source, &url, Some(XML));
+                assert_xml(&x, location, &ctx);
                 let tokens: BTreeSet<String> =
                     xml_links(&x.body).into_iter().map(|(t, _)| t).collect();
                 assert!(!tokens.contains("Redirect"), "{ctx}: {}", x.body);
@@ -467,13 +388,7 @@ fn ms_ocdiscws_user_of_this_pool_gets_its_access_here() {
                         "{ctx} {element}"
                     );
                 }
-                let j = curl(
-                    &p.homes.cert_pem(),
-                    source,
-                    &url,
-                    Some(JSON),
-                    &member.ip.to_string(),
-                );
+                let j = ad_get(&p, member, source, &url, Some(JSON));
                 let doc: AdJson = json(&j.body);
                 let u = doc.user.expect("a User object");
                 assert_eq!(
@@ -540,11 +455,7 @@ fn ms_ocdiscws_redirect_resolves_through_herald_dns_to_the_home_pool() {
                 .map(|(_, h)| h)
                 .unwrap_or_else(|| panic!("{ctx}: no User link at home: {}", root.body));
             let user = curl(&cert, source, &user_href, Some(XML), &home_ip[0]);
-            assert_eq!(
-                xml_attr(&user.body, "AutodiscoverResponse", "AccessLocation").as_deref(),
-                Some(location),
-                "{ctx}"
-            );
+            assert_xml(&user, location, &ctx);
             assert_eq!(
                 xml_attr(&user.body, "SipClientInternalAccess", "fqdn"),
                 Some(fqdn("pool02")),
@@ -566,13 +477,7 @@ fn user_move_to_another_pool_turns_autodiscover_into_a_redirect() {
         origin(&p, "http", &fqdn("lyncdiscoverinternal"))
     );
     let links = || {
-        let r = curl(
-            &p.homes.cert_pem(),
-            INSIDE,
-            &url,
-            Some(XML),
-            &fe01.ip.to_string(),
-        );
+        let r = ad_get(&p, fe01, INSIDE, &url, Some(XML));
         assert_eq!(r.status, 200, "{r:?}");
         xml_links(&r.body)
     };
@@ -677,27 +582,15 @@ struct WalkResult {
 fn discover_follows_the_autodiscover_redirect_to_the_home_pool() {
     let p = pools();
     let (_, first) = server_of(&p, &fqdn("pool01"));
-    let dns = SocketAddr::new(first.udp().ip(), p.ports().dns).to_string();
-    let cert = p.homes.cert_pem();
-    let (http, https) = (p.ports().http.to_string(), p.ports().https.to_string());
+    let dns = SocketAddr::new(first.udp().ip(), p.ports().dns);
+    let https = p.ports().https;
     let user = format!("p2walk@{DOMAIN}");
-    let out = run(
-        HERALD,
-        &[
-            "discover",
-            &user,
-            "--dns",
-            &dns,
-            "--ca",
-            cert.to_str().expect("UTF-8 path"),
-            "--http-port",
-            &http,
-            "--https-port",
-            &https,
-            "--timeout",
-            "3",
-            "--json",
-        ],
+    let out = discover(
+        dns,
+        &p.homes.cert_pem(),
+        (p.ports().http, https),
+        &user,
+        &["--json"],
     );
     let ctx = format!("`{}`\n{}{}", out.command, out.stdout, out.stderr);
     assert!(out.success, "{ctx}");

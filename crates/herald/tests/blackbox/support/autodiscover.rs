@@ -77,6 +77,19 @@ pub(crate) fn curl(
     }
 }
 
+/// Asserts a 200 XML document with `AccessLocation` `location`.
+#[track_caller]
+pub(crate) fn assert_xml(r: &Reply, location: &str, ctx: &str) {
+    assert_eq!(r.status, 200, "{ctx}: {r:?}");
+    assert_eq!(r.content_type, XML, "{ctx}");
+    assert_eq!(
+        xml_attr(&r.body, "AutodiscoverResponse", "AccessLocation").as_deref(),
+        Some(location),
+        "{ctx}: {}",
+        r.body
+    );
+}
+
 /// The value of `attr` in the first `<element …>` of an XML text.
 pub(crate) fn xml_attr(xml: &str, element: &str, attr: &str) -> Option<String> {
     let start = xml.find(&format!("<{element} "))?;

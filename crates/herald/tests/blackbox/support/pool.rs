@@ -9,16 +9,22 @@
 //! exercised. Every member also serves DNS and autodiscover (HTTP and HTTPS).
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use herald_sip::Response;
+
 use super::ports::{free_ports, lost_a_port, start_when_free, try_start};
 use super::server::{CliRun, Home, Server, Setup};
+use super::sip::headers;
+use super::{Account, SipClient, Ua, show};
 
 /// How long a start may keep losing a port to other processes before the test gives up.
 const PORT_PATIENCE: Duration = Duration::from_secs(30);
+/// How long a running member may take to see a directory change (it polls every 250 ms).
+pub(crate) const DIRECTORY_PATIENCE: Duration = Duration::from_secs(15);
 
 /// One member of a pool.
 #[derive(Debug, Clone)]
@@ -257,12 +263,12 @@ fn pick_ports(ips: &[IpAddr]) -> PoolPorts {
 
 impl PoolHomes {
     /// The shared data folder.
-    pub(crate) fn data_dir(&self) -> std::path::PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         self.homes[0].data_dir()
     }
 
     /// The certificate the first member generated (the others find it in the shared folder).
-    pub(crate) fn cert_pem(&self) -> std::path::PathBuf {
+    pub(crate) fn cert_pem(&self) -> PathBuf {
         self.homes[0].cert_pem()
     }
 
@@ -273,7 +279,7 @@ impl PoolHomes {
     }
 
     /// The config file of member `index`.
-    pub(crate) fn config(&self, index: usize) -> std::path::PathBuf {
+    pub(crate) fn config(&self, index: usize) -> PathBuf {
         self.homes[index].config.clone()
     }
 
@@ -388,6 +394,95 @@ impl Pool {
         let home = self.servers.remove(index).stop();
         let server = start_when_free(&home, PORT_PATIENCE);
         self.servers.insert(index, server);
+    }
+
+    /// A SIP client of `transport` connected to `server` (TLS trusting the shared certificate).
+    pub(crate) fn client(&self, server: &Server, transport: &str) -> SipClient {
+        match transport {
+            "udp" => SipClient::udp(server.udp()),
+            "tcp" => SipClient::tcp(server.tcp()),
+            "tls" => SipClient::tls(server.tls(), &self.homes.cert_pem(), "localhost"),
+            other => panic!("unknown transport {other}"),
+        }
+    }
+
+    /// The Contact a 301 to `member` carries for `transport`: its address and the SIP port
+    /// of that transport, which is the same on every member.
+    pub(crate) fn home_contact(&self, member: &Member, transport: &str) -> String {
+        let port = match transport {
+            "tls" => self.ports().tls,
+            _ => self.ports().sip,
+        };
+        format!("<sip:{}:{port};transport={transport}>", member.ip)
+    }
+
+    /// Asserts a `301 Redirect request to Home Server` whose only Contact is `contact`.
+    #[track_caller]
+    pub(crate) fn assert_redirect(&self, r: &Response, contact: &str) {
+        assert_eq!(
+            r.status(),
+            301,
+            "expected a redirect:\n{}\n{}",
+            show(r),
+            self.logs()
+        );
+        let text = show(r);
+        assert!(
+            text.starts_with("SIP/2.0 301 Redirect request to Home Server\r\n"),
+            "{text}"
+        );
+        assert_eq!(headers(r, "Contact"), [contact], "{text}");
+    }
+
+    /// Registers as `account` at `server` over `transport` and asserts the answer: a 301 to
+    /// `home` on that transport, after the Digest challenge (authentication comes first).
+    #[track_caller]
+    pub(crate) fn assert_sent_home(
+        &self,
+        server: &Server,
+        transport: &str,
+        account: &Account,
+        home: &Member,
+    ) {
+        let user = account.user.clone();
+        let mut ua = Ua::new(self.client(server, transport), account.clone());
+        let contact = ua.client.contact(&user);
+        let r = ua.register(&[&contact], Some(300));
+        assert!(
+            ua.last_challenge.is_some(),
+            "the redirect must come after authentication"
+        );
+        self.assert_redirect(&r, &self.home_contact(home, transport));
+    }
+
+    /// Sends an authenticated REGISTER as `account` from a fresh UDP client to `server` until
+    /// it is answered `status` (a running member sees `user move` within about 250 ms);
+    /// returns that answer.
+    #[track_caller]
+    pub(crate) fn register_until(
+        &self,
+        server: &Server,
+        account: &Account,
+        status: u16,
+    ) -> Response {
+        let deadline = Instant::now() + DIRECTORY_PATIENCE;
+        loop {
+            let user = account.user.clone();
+            let mut ua = Ua::new(SipClient::udp(server.udp()), account.clone());
+            let contact = ua.client.contact(&user);
+            let r = ua.register(&[&contact], Some(300));
+            if r.status() == status {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still {} after {DIRECTORY_PATIENCE:?}, expected {status}:\n{}\n{}",
+                r.status(),
+                show(&r),
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Every member's log, for assertion messages.
