@@ -190,7 +190,12 @@ fn dig_answers_every_record_of_both_views_over_udp_and_tcp() {
 /// server answers in that view (SOA serial included), record set by record set.
 #[test]
 fn dig_answers_exactly_what_dns_records_prints() {
-    let d = deployment();
+    dig_matches_dns_records(&deployment());
+}
+
+/// Every RRset `herald dns records --format zone` prints for each view, asked with dig in
+/// that view over UDP and TCP, gets exactly those records.
+fn dig_matches_dns_records(d: &Discovery) {
     let config = d.bound_config();
     for view in ["internal", "external"] {
         let out = herald_cli(
@@ -220,6 +225,168 @@ fn dig_answers_exactly_what_dns_records_prints() {
                     got.text
                 );
             }
+        }
+    }
+}
+
+/// Two Front End pools of three servers each, and two SIP domains hosted elsewhere (one with
+/// its autodiscover URL, one left to the default); this server is `fe01` (by its address).
+fn two_pool_topology() -> String {
+    format!(
+        r#"[topology]
+internal_networks = ["{INSIDE}/32"]
+
+[[topology.pools]]
+fqdn = "pool01.{DOMAIN}"
+members = [
+  {{ fqdn = "fe01.{DOMAIN}", addresses = ["{FE01}"] }},
+  {{ fqdn = "fe02.{DOMAIN}", addresses = ["{FE02}"] }},
+  {{ fqdn = "fe03.{DOMAIN}", addresses = ["127.0.0.4"] }},
+]
+
+[[topology.pools]]
+fqdn = "pool02.{DOMAIN}"
+web_internal = "web02.{DOMAIN}"
+web_external = "lyncweb02.{DOMAIN}"
+members = [
+  {{ fqdn = "fe21.{DOMAIN}", addresses = ["127.0.1.21"] }},
+  {{ fqdn = "fe22.{DOMAIN}", addresses = ["127.0.1.22"] }},
+  {{ fqdn = "fe23.{DOMAIN}", addresses = ["127.0.1.23"] }},
+]
+
+[[topology.remote_domains]]
+domain = "fabrikam.test"
+
+[[topology.remote_domains]]
+domain = "litware.test"
+autodiscover = "https://webdir.litware.test/Autodiscover/AutodiscoverService.svc/root"
+"#
+    )
+}
+
+fn two_pools() -> Arc<Discovery> {
+    static SLOT: Mutex<Weak<Discovery>> = Mutex::new(Weak::new());
+    shared(&SLOT, || {
+        DiscoverySetup::new(DOMAIN, &two_pool_topology()).start()
+    })
+}
+
+/// Each pool name answers its own servers (DNS load balancing), in an order shuffled per
+/// answer; its web services names too (inside the internal name, outside the external one,
+/// published by the pool itself without a reverse proxy); the Lync names stay on the first
+/// pool. UDP and TCP.
+#[test]
+fn dig_each_pool_name_answers_its_own_servers_shuffled() {
+    let d = two_pools();
+    let first = addrs(&[FE01, FE02, "127.0.0.4"]);
+    let second = addrs(&["127.0.1.21", "127.0.1.22", "127.0.1.23"]);
+    for (view, label, want) in [
+        ("internal", "pool01", &first),
+        ("internal", "pool02", &second),
+        ("internal", "web02", &second),
+        ("internal", "sip", &first),
+        ("internal", "lyncdiscoverinternal", &first),
+        ("external", "lyncweb02", &second),
+        ("external", "lyncweb", &first),
+    ] {
+        for tcp in [false, true] {
+            let got = d.dig(source_of(view), tcp, &fqdn(label), "A");
+            assert_eq!(
+                &got.sorted_data(),
+                want,
+                "{view} {label} tcp={tcp}:\n{}",
+                got.text
+            );
+        }
+    }
+    for name in ["pool02", "fe22", "web02"] {
+        let got = d.dig(OUTSIDE, false, &fqdn(name), "A");
+        assert_eq!(got.status, "NXDOMAIN", "{name} outside:\n{}", got.text);
+    }
+    for (label, members) in [("pool01", &first), ("pool02", &second)] {
+        let mut orders = BTreeSet::new();
+        let mut firsts = BTreeSet::new();
+        for _ in 0..40 {
+            let got = d.dig(INSIDE, false, &fqdn(label), "A");
+            firsts.insert(got.data()[0].clone());
+            orders.insert(got.data());
+        }
+        assert!(orders.len() > 1, "{label}: always {orders:?}");
+        assert_eq!(
+            firsts.len(),
+            members.len(),
+            "{label}: not every server comes first: {firsts:?}"
+        );
+    }
+}
+
+/// `herald dns records` for two pools: dig answers exactly what it prints, and its table names
+/// every server of both pools with its pool.
+#[test]
+fn dns_records_cover_every_pool() {
+    let d = two_pools();
+    dig_matches_dns_records(&d);
+    let out = herald_cli(&d.bound_config(), &["dns", "records", "--view", "internal"]);
+    assert!(out.success, "{}", out.stderr);
+    for (server, pool) in [("fe03", "pool01"), ("fe21", "pool02"), ("fe23", "pool02")] {
+        let row = out
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(fqdn(server).as_str()))
+            .unwrap_or_else(|| panic!("no row for {server}:\n{}", out.stdout));
+        assert!(
+            row.contains(&format!("Front End server of {}", fqdn(pool))),
+            "{row}"
+        );
+    }
+}
+
+/// [MS-OCDISCWS] 3.1.5.2 and 3.1.5.3 for a SIP domain hosted elsewhere: the root answers a
+/// single Redirect to that domain's service, the user resource a User with that one Redirect,
+/// in XML and JSON; the URL is the configured one, else the domain's own lyncdiscover name.
+#[test]
+fn autodiscover_redirects_a_remote_domain_to_its_service() {
+    let d = two_pools();
+    for (user, next) in [
+        (
+            "carol@fabrikam.test",
+            "https://lyncdiscover.fabrikam.test/Autodiscover/AutodiscoverService.svc/root",
+        ),
+        (
+            "dave@litware.test",
+            "https://webdir.litware.test/Autodiscover/AutodiscoverService.svc/root",
+        ),
+    ] {
+        let want = format!("{next}?sipuri={user}");
+        for (source, label, location) in SIDES {
+            let base = origin(&d, "https", label);
+            let ctx = format!("{user} from {source}");
+            let root = curl(&d, source, &format!("{base}/?sipuri={user}"), Some(XML));
+            assert_xml(&root, location, &ctx);
+            assert!(root.body.contains("<Root>"), "{ctx}: {}", root.body);
+            assert_eq!(
+                xml_links(&root.body),
+                [("Redirect".to_owned(), want.clone())],
+                "{ctx}"
+            );
+            let user_url = format!("{base}{ROOT}/user?sipuri={user}");
+            let x = curl(&d, source, &user_url, Some(XML));
+            assert_xml(&x, location, &ctx);
+            assert!(x.body.contains("<User><Link "), "{ctx}: {}", x.body);
+            assert_eq!(
+                xml_links(&x.body),
+                [("Redirect".to_owned(), want.clone())],
+                "{ctx}"
+            );
+            let j = curl(&d, source, &user_url, Some(JSON));
+            let doc: AdJson = json(&j.body);
+            assert_eq!(doc.hal["redirect"].href, want, "{ctx}");
+            let links = doc.user.expect("a User object").links;
+            assert_eq!(links.len(), 1, "{ctx}: {}", j.body);
+            assert_eq!(
+                (links[0].token.as_str(), links[0].href.as_str()),
+                ("Redirect", want.as_str())
+            );
         }
     }
 }
