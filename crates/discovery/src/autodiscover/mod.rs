@@ -223,7 +223,7 @@ impl Autodiscover {
                 if let Some(uri) = &params.sipuri
                     && let Some(other) = self.homed_elsewhere(uri)
                 {
-                    let href = self.pool_url(other, location, req.scheme, ROOT_PATH, &params);
+                    let href = self.pool_root(other, location, req.scheme, &params);
                     return ctx.render(Doc::redirect_root(location, href));
                 }
                 let links = vec![
@@ -256,7 +256,7 @@ impl Autodiscover {
                 if pool != self.pool() {
                     // [MS-OCDISCWS] 2.2.5.5: a Redirect names the Root entry point of the next
                     // hop, here the home pool's service, which answers the user itself.
-                    let href = self.pool_url(pool, location, req.scheme, ROOT_PATH, &params);
+                    let href = self.pool_root(pool, location, req.scheme, &params);
                     return ctx.render(Doc::redirect_user(location, href));
                 }
                 let self_href = format!("{}{}{}", ctx.origin, req.path, params.query_suffix());
@@ -361,16 +361,17 @@ impl Autodiscover {
         ]
     }
 
-    fn pool_url(
+    /// The Root entry point of `pool`'s service for a client at `location`, carrying the
+    /// request's `sipuri` / `originalDomain`: where a Redirect sends the client.
+    fn pool_root(
         &self,
         pool: &Pool,
         location: View,
         scheme: Scheme,
-        path: &str,
         params: &request::Params,
     ) -> String {
         format!(
-            "{}{path}{}",
+            "{}{ROOT_PATH}{}",
             web_base(pool, location, scheme, &self.topology),
             params.query_suffix()
         )
