@@ -19,8 +19,8 @@ pub struct CertificateNames {
 }
 
 impl CertificateNames {
-    /// The names for the pool `pool` (the pool FQDN or a member's), or for the first pool.
-    /// `None` when no pool has that name.
+    /// The names for the pool `pool` (the pool FQDN or a member's), or for this server's pool
+    /// ([`Topology::local_pool`]). `None` when no pool has that name.
     ///
     /// The list: the pool FQDN, its members, its internal and external web services FQDNs; for
     /// every SIP domain `sip`, `sipinternal`, `sipexternal`, `lyncdiscover` and
@@ -29,8 +29,21 @@ impl CertificateNames {
     pub fn for_pool(topology: &Topology, pool: Option<&str>) -> Option<Self> {
         let pool: &Pool = match pool {
             Some(name) => topology.pool_of(name)?,
-            None => &topology.pools()[0],
+            None => topology.local_pool(),
         };
+        Some(Self::for_pools(topology, pool, &[]))
+    }
+
+    /// The names for this server's pool followed by every other pool's own names (FQDN,
+    /// members, web services): what a certificate shared by all servers needs, as the one
+    /// generated into a data folder that the members of several pools share.
+    pub fn for_deployment(topology: &Topology) -> Self {
+        let local = topology.local_pool();
+        let others: Vec<&Pool> = topology.pools().iter().filter(|p| *p != local).collect();
+        Self::for_pools(topology, local, &others)
+    }
+
+    fn for_pools(topology: &Topology, pool: &Pool, others: &[&Pool]) -> Self {
         let mut sans: Vec<Fqdn> = Vec::new();
         let mut add = |name: Fqdn| {
             if !sans.contains(&name) {
@@ -54,10 +67,18 @@ impl CertificateNames {
         for host in &topology.simple_urls().hosts {
             add(host.clone());
         }
-        Some(Self {
+        for other in others {
+            add(other.fqdn.clone());
+            for m in &other.members {
+                add(m.fqdn.clone());
+            }
+            add(other.web_internal.clone());
+            add(other.web_external.clone());
+        }
+        Self {
             subject: pool.fqdn.clone(),
             sans,
-        })
+        }
     }
 
     /// The SAN list as plain strings (what rcgen takes).
@@ -153,6 +174,31 @@ mod tests {
                 .contains(&"lyncweb2.contoso.com".to_owned())
         );
         assert!(CertificateNames::for_pool(&topology(), Some("nosuch.contoso.com")).is_none());
+    }
+
+    #[test]
+    fn a_server_of_the_second_pool_requests_its_own_pools_names_and_generates_all() {
+        let t = topology().locate(Some("fe21.contoso.com"), &[]).unwrap();
+        let own = CertificateNames::for_pool(&t, None).unwrap();
+        assert_eq!(own.subject.as_str(), "pool02.contoso.com");
+        assert!(!own.dns_names().contains(&"fe01.contoso.com".to_owned()));
+
+        let all = CertificateNames::for_deployment(&t);
+        assert_eq!(all.subject.as_str(), "pool02.contoso.com");
+        let sans = all.dns_names();
+        assert_eq!(&sans[..own.sans.len()], own.dns_names().as_slice());
+        for name in [
+            "pool01.contoso.com",
+            "fe01.contoso.com",
+            "fe02.contoso.com",
+            "lyncweb.contoso.com",
+        ] {
+            assert!(sans.contains(&name.to_owned()), "{name}");
+        }
+        let mut unique = sans.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), sans.len());
     }
 
     #[test]

@@ -548,11 +548,19 @@ impl<'t> Builder<'t> {
                 &all,
                 "internal web services",
             );
+            // Published by the reverse proxy; without one, each pool's own members publish it
+            // (the first pool's are also the reverse proxy's default), so a Redirect to
+            // another pool's external web services reaches that pool.
+            let (publisher, addresses) = if t.reverse_proxy_configured {
+                ("reverse proxy", t.reverse_proxy.as_slice())
+            } else {
+                (role.as_str(), all.as_slice())
+            };
             self.claim(
                 External,
                 &pool.web_external,
-                "reverse proxy",
-                &t.reverse_proxy,
+                publisher,
+                addresses,
                 &format!("external web services of {}", pool.fqdn),
             );
         }
@@ -1109,6 +1117,80 @@ mod tests {
             !zones.contains(&"external corp.local".to_owned()),
             "{zones:?}"
         );
+    }
+
+    fn two_pools(extra: &str) -> Topology {
+        #[derive(Deserialize)]
+        struct File {
+            topology: TopologyConfig,
+        }
+        let file: File = toml::from_str(&format!(
+            r#"[topology]
+            {extra}
+            [[topology.pools]]
+            fqdn = "pool01.contoso.com"
+            members = [
+              {{ fqdn = "fe01.contoso.com", addresses = ["10.0.0.11"] }},
+              {{ fqdn = "fe02.contoso.com", addresses = ["10.0.0.12"] }},
+            ]
+            [[topology.pools]]
+            fqdn = "pool02.contoso.com"
+            web_internal = "web02.contoso.com"
+            web_external = "lyncweb02.contoso.com"
+            members = [
+              {{ fqdn = "fe21.contoso.com", addresses = ["10.0.1.21"] }},
+              {{ fqdn = "fe22.contoso.com", addresses = ["10.0.1.22", "fd00::22"] }},
+            ]"#
+        ))
+        .unwrap();
+        let local = LocalServer {
+            domains: vec!["contoso.com".into()],
+            ..LocalServer::default()
+        };
+        Topology::from_config(&file.topology, &local).unwrap()
+    }
+
+    #[test]
+    fn each_pool_name_answers_its_own_members_and_the_domain_names_the_first_pool() {
+        let t = two_pools("");
+        let set = t.records();
+        let first = ["10.0.0.11", "10.0.0.12"];
+        let second = ["10.0.1.21", "10.0.1.22", "fd00::22"];
+        assert_eq!(a(set, View::Internal, "pool01.contoso.com"), first);
+        assert_eq!(a(set, View::Internal, "pool02.contoso.com"), second);
+        assert_eq!(a(set, View::Internal, "web02.contoso.com"), second);
+        assert_eq!(
+            a(set, View::Internal, "fe22.contoso.com"),
+            ["10.0.1.22", "fd00::22"]
+        );
+        for label in ["sip", "sipinternal", "lyncdiscoverinternal", "meet"] {
+            assert_eq!(
+                a(set, View::Internal, &format!("{label}.contoso.com")),
+                first,
+                "{label}"
+            );
+        }
+        // Pool and server names are internal only.
+        for name in ["pool02", "web02", "fe21"] {
+            assert!(a(set, View::External, &format!("{name}.contoso.com")).is_empty());
+        }
+        // Without a reverse proxy each pool publishes its own external web services.
+        assert_eq!(a(set, View::External, "lyncweb.contoso.com"), first);
+        assert_eq!(a(set, View::External, "lyncweb02.contoso.com"), second);
+        assert_eq!(a(set, View::External, "lyncdiscover.contoso.com"), first);
+    }
+
+    #[test]
+    fn a_reverse_proxy_publishes_every_pools_external_web_services() {
+        let t = two_pools(r#"reverse_proxy = ["203.0.113.20"]"#);
+        let set = t.records();
+        for name in ["lyncweb", "lyncweb02", "lyncdiscover"] {
+            assert_eq!(
+                a(set, View::External, &format!("{name}.contoso.com")),
+                ["203.0.113.20"],
+                "{name}"
+            );
+        }
     }
 
     #[test]

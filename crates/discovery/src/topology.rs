@@ -172,8 +172,11 @@ pub struct SimpleUrlsConfig {
 pub struct RemoteDomainConfig {
     /// The SIP domain hosted elsewhere.
     pub domain: String,
-    /// Its autodiscover root URL (`https://…/Autodiscover/AutodiscoverService.svc/root`).
-    pub autodiscover: String,
+    /// Its autodiscover root URL (`https://…/Autodiscover/AutodiscoverService.svc/root`);
+    /// default the domain's own external autodiscover name,
+    /// `https://lyncdiscover.<domain>/Autodiscover/AutodiscoverService.svc/root`, where a client
+    /// of that domain would look first from outside.
+    pub autodiscover: Option<String>,
 }
 
 /// What the binary knows about the server it runs, used where `[topology]` is silent.
@@ -214,6 +217,11 @@ pub struct Topology {
     pub(crate) ttl: u32,
     pub(crate) omit: Vec<Omission>,
     pub(crate) records: RecordSet,
+    /// Whether `reverse_proxy` was configured: without one, each pool publishes its own
+    /// external web services (its `web_external` name answers the pool's members).
+    pub(crate) reverse_proxy_configured: bool,
+    /// This server's place, as (pool index, member index), once [`Topology::locate`] found it.
+    pub(crate) local: Option<(usize, usize)>,
 }
 
 /// A Front End pool.
@@ -417,6 +425,25 @@ pub enum TopologyError {
         /// The offending key.
         key: &'static str,
     },
+    /// `[sip] member` names no server of any pool.
+    #[error("sip.member: {name} is not a member of any [[topology.pools]] (members: {members})")]
+    UnknownMember {
+        /// What `[sip] member` says.
+        name: String,
+        /// Every member FQDN, comma-separated.
+        members: String,
+    },
+    /// The server's addresses belong to more than one member, so it cannot tell which it is.
+    #[error(
+        "this server's addresses belong to {first} and to {second}; name the one it is with \
+         [sip] member"
+    )]
+    AmbiguousMember {
+        /// The first member matched.
+        first: String,
+        /// Another member matched.
+        second: String,
+    },
     /// Two roles claim the same DNS name with different addresses.
     #[error(
         "DNS name {name} ({view} view) is claimed by {first} and by {second} with different addresses"
@@ -612,6 +639,8 @@ impl Topology {
             ttl,
             omit,
             records: RecordSet::default(),
+            reverse_proxy_configured: has_proxy,
+            local: None,
         };
         topology.records = RecordSet::build(&topology)?;
         Ok(topology)
@@ -642,6 +671,93 @@ impl Topology {
                     .iter()
                     .any(|m| m.fqdn.as_str().eq_ignore_ascii_case(fqdn))
         })
+    }
+
+    /// Finds this server among the pool members, so that it serves as its own pool (autodiscover
+    /// answers, the certificate) and knows which users are homed elsewhere: the member named
+    /// `member` (`[sip] member`), else the one that has one of `addresses` (the SIP listeners').
+    ///
+    /// A name that is no member is an error, as are addresses that match two members (two
+    /// members on one address need `[sip] member`). Addresses that match no member leave the
+    /// server unplaced: it then serves as the first pool and redirects nobody (a single box,
+    /// or a topology that only describes DNS).
+    pub fn locate(
+        mut self,
+        member: Option<&str>,
+        addresses: &[IpAddr],
+    ) -> Result<Self, TopologyError> {
+        let places = self
+            .pools
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| p.members.iter().enumerate().map(move |(j, m)| ((i, j), m)));
+        self.local = match member {
+            Some(name) => {
+                let name = name.trim().trim_end_matches('.');
+                let found = places
+                    .clone()
+                    .find(|(_, m)| m.fqdn.as_str().eq_ignore_ascii_case(name));
+                match found {
+                    Some((at, _)) => Some(at),
+                    None => {
+                        let members: Vec<&str> = places.map(|(_, m)| m.fqdn.as_str()).collect();
+                        return Err(TopologyError::UnknownMember {
+                            name: name.to_owned(),
+                            members: members.join(", "),
+                        });
+                    }
+                }
+            }
+            None => {
+                let mut matching =
+                    places.filter(|(_, m)| m.addresses.iter().any(|a| addresses.contains(a)));
+                let first = matching.next();
+                if let (Some((_, a)), Some((_, b))) = (first, matching.next()) {
+                    return Err(TopologyError::AmbiguousMember {
+                        first: a.fqdn.to_string(),
+                        second: b.fqdn.to_string(),
+                    });
+                }
+                first.map(|(at, _)| at)
+            }
+        };
+        Ok(self)
+    }
+
+    /// The pool this server is a member of ([`Topology::locate`]), else the first pool.
+    pub fn local_pool(&self) -> &Pool {
+        &self.pools[self.local.map_or(0, |(i, _)| i)]
+    }
+
+    /// This server's member entry, when [`Topology::locate`] placed it.
+    pub fn local_member(&self) -> Option<&Member> {
+        self.local.map(|(i, j)| &self.pools[i].members[j])
+    }
+
+    /// How many Front End servers the pools have together; with more than one, users are homed
+    /// on one of them and redirected there.
+    pub fn member_count(&self) -> usize {
+        self.pools.iter().map(|p| p.members.len()).sum()
+    }
+
+    /// The pool and member `aor` is homed on, given the home the directory stores: that member
+    /// when some pool has it; a pool FQDN (a user moved to a pool, not a server) picks the
+    /// member by that pool's hash; no home, or one the topology no longer has, picks by the
+    /// first pool's hash, the default pool users are created in. Every server of every pool
+    /// computes the same answer, so two servers never both claim, or both refuse, a user.
+    pub fn home_of(&self, aor: &str, stored: Option<&str>) -> (&Pool, &Member) {
+        if let Some(name) = stored.map(|s| s.trim_end_matches('.')) {
+            for pool in &self.pools {
+                if let Some(m) = pool.member(name) {
+                    return (pool, m);
+                }
+                if pool.fqdn.as_str().eq_ignore_ascii_case(name) {
+                    return (pool, pool.default_home(aor));
+                }
+            }
+        }
+        let first = &self.pools[0];
+        (first, first.default_home(aor))
     }
 
     /// The Director, when one is configured.
@@ -1092,15 +1208,22 @@ fn parse_remote_domains(
                 first: "another remote domain".to_owned(),
             });
         }
-        if url_host(&r.autodiscover).is_none() {
+        let autodiscover = match &r.autodiscover {
+            Some(url) => url.clone(),
+            None => format!(
+                "https://{}/Autodiscover/AutodiscoverService.svc/root",
+                domain.prefixed("lyncdiscover")
+            ),
+        };
+        if url_host(&autodiscover).is_none() {
             return Err(TopologyError::InvalidUrl {
                 key: format!("{key}.autodiscover"),
-                value: r.autodiscover.clone(),
+                value: autodiscover,
             });
         }
         out.push(RemoteDomain {
             domain,
-            autodiscover: r.autodiscover.clone(),
+            autodiscover,
         });
     }
     Ok(out)
@@ -1134,8 +1257,8 @@ fn parse_omissions(list: &[String]) -> Result<Vec<Omission>, TopologyError> {
         .collect()
 }
 
-/// A complete `[topology]` for a two-server pool with a Director, an Edge and a reverse proxy,
-/// every key commented. Printed by the binary as a starting point; parsed by a test, so it stays
+/// A complete `[topology]`: a pool of two servers and a second pool, a Director, an Edge and a
+/// reverse proxy, every key commented. Printed by the binary as a starting point; parsed by a test, so it stays
 /// valid.
 pub const EXAMPLE_TOML: &str = r#"[topology]
 internal_networks = ["10.0.0.0/8", "192.168.0.0/16"]  # default: loopback, RFC 1918, fc00::/7,
@@ -1161,7 +1284,11 @@ internal_https = 443
 external_http = 80     # reverse proxy; without reverse_proxy the internal ports
 external_https = 443
 
-[[topology.pools]]     # the first pool is the one the domains' DNS names point at
+# Front End pools. The first is the one the domains' DNS names point at and the pool new users
+# are homed in; a user homed on a member of another pool is redirected there (SIP 301 and the
+# autodiscover Redirect). Each server finds itself by its SIP listen addresses, or by
+# [sip] member = "fe21.contoso.com"; a member name may appear in one pool only.
+[[topology.pools]]
 fqdn = "pool01.contoso.com"
 web_internal = "pool01.contoso.com"   # default: the pool FQDN
 web_external = "lyncweb.contoso.com"  # default for the first pool: lyncweb.<primary domain>
@@ -1169,6 +1296,12 @@ members = [
   { fqdn = "fe01.contoso.com", addresses = ["10.0.0.11", "fd00::11"] },
   { fqdn = "fe02.contoso.com", addresses = ["10.0.0.12"] },
 ]
+
+[[topology.pools]]
+fqdn = "pool02.contoso.com"
+web_external = "lyncweb02.contoso.com"  # required after the first pool; published by the
+                                        # reverse proxy, or without one at the pool's members
+members = [{ fqdn = "fe21.contoso.com", addresses = ["10.0.1.21"] }]
 
 [topology.director]    # optional: sip, sipinternal, lyncdiscoverinternal point here
 fqdn = "dir.contoso.com"
@@ -1191,6 +1324,7 @@ admin = "https://admin.contoso.com"
 
 [[topology.remote_domains]]  # SIP domains hosted elsewhere: autodiscover redirects there
 domain = "fabrikam.com"
+# default: https://lyncdiscover.<domain>/Autodiscover/AutodiscoverService.svc/root
 autodiscover = "https://lyncdiscover.fabrikam.com/Autodiscover/AutodiscoverService.svc/root"
 "#;
 
@@ -1435,11 +1569,156 @@ mod tests {
     fn example_toml_is_valid_and_complete() {
         let t = from_toml(EXAMPLE_TOML).unwrap();
         assert_eq!(t.pools()[0].members.len(), 2);
+        assert_eq!(t.pools()[1].web_external.as_str(), "lyncweb02.contoso.com");
         assert!(t.director().is_some());
         assert_eq!(t.remote_domains()[0].domain.as_str(), "fabrikam.com");
         assert_eq!(
             t.reverse_proxy(),
             ["203.0.113.20".parse::<IpAddr>().unwrap()]
+        );
+    }
+
+    const TWO_POOLS: &str = r#"
+        [[topology.pools]]
+        fqdn = "pool01.contoso.com"
+        members = [
+          { fqdn = "fe01.contoso.com", addresses = ["10.0.0.11"] },
+          { fqdn = "fe02.contoso.com", addresses = ["10.0.0.12"] },
+        ]
+        [[topology.pools]]
+        fqdn = "pool02.contoso.com"
+        web_external = "lyncweb02.contoso.com"
+        members = [{ fqdn = "fe21.contoso.com", addresses = ["10.0.1.21"] }]
+        "#;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("an address")
+    }
+
+    #[test]
+    fn locate_finds_the_server_by_name_or_by_address() {
+        let t = from_toml(TWO_POOLS).unwrap();
+        assert!(t.local_member().is_none());
+        assert_eq!(t.local_pool().fqdn.as_str(), "pool01.contoso.com");
+        assert_eq!(t.member_count(), 3);
+
+        let named = t.clone().locate(Some("FE21.contoso.com."), &[]).unwrap();
+        assert_eq!(
+            named.local_member().unwrap().fqdn.as_str(),
+            "fe21.contoso.com"
+        );
+        assert_eq!(named.local_pool().fqdn.as_str(), "pool02.contoso.com");
+
+        let by_address = t.clone().locate(None, &[ip("10.0.0.12")]).unwrap();
+        assert_eq!(
+            by_address.local_member().unwrap().fqdn.as_str(),
+            "fe02.contoso.com"
+        );
+        assert_eq!(by_address.local_pool().fqdn.as_str(), "pool01.contoso.com");
+
+        // A name wins over the addresses (two members may share a host in a lab).
+        let both = t
+            .clone()
+            .locate(Some("fe01.contoso.com"), &[ip("10.0.1.21")])
+            .unwrap();
+        assert_eq!(
+            both.local_member().unwrap().fqdn.as_str(),
+            "fe01.contoso.com"
+        );
+
+        // No match: not a member, serves as the first pool.
+        let stranger = t.locate(None, &[ip("192.0.2.1")]).unwrap();
+        assert!(stranger.local_member().is_none());
+    }
+
+    #[test]
+    fn locate_refuses_an_unknown_member_and_an_ambiguous_address() {
+        let t = from_toml(TWO_POOLS).unwrap();
+        let err = t.clone().locate(Some("fe09.contoso.com"), &[]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("sip.member: fe09.contoso.com"), "{text}");
+        for m in ["fe01.contoso.com", "fe02.contoso.com", "fe21.contoso.com"] {
+            assert!(text.contains(m), "the members are listed: {text}");
+        }
+        let err = t
+            .locate(None, &[ip("10.0.0.11"), ip("10.0.1.21")])
+            .unwrap_err();
+        assert!(
+            matches!(&err, TopologyError::AmbiguousMember { first, second }
+                if first == "fe01.contoso.com" && second == "fe21.contoso.com"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("[sip] member"), "{err}");
+    }
+
+    #[test]
+    fn a_member_name_in_two_pools_is_refused() {
+        let err = from_toml(
+            r#"[[topology.pools]]
+            fqdn = "pool01.contoso.com"
+            members = [{ fqdn = "fe01.contoso.com", addresses = ["10.0.0.11"] }]
+            [[topology.pools]]
+            fqdn = "pool02.contoso.com"
+            web_external = "lyncweb02.contoso.com"
+            members = [{ fqdn = "FE01.contoso.com", addresses = ["10.0.1.21"] }]"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "topology.pools[1].members[0].fqdn: fe01.contoso.com is already used by \
+             topology.pools[0].members[0].fqdn"
+        );
+        // A later pool without its own external web services name is refused too.
+        let err = from_toml(
+            r#"[[topology.pools]]
+            fqdn = "pool01.contoso.com"
+            members = [{ fqdn = "fe01.contoso.com", addresses = ["10.0.0.11"] }]
+            [[topology.pools]]
+            fqdn = "pool02.contoso.com"
+            members = [{ fqdn = "fe21.contoso.com", addresses = ["10.0.1.21"] }]"#,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("topology.pools[1].web_external:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn home_of_follows_the_stored_member_in_any_pool_else_the_first_pools_hash() {
+        let t = from_toml(TWO_POOLS).unwrap();
+        let (pool, member) = t.home_of("bob@contoso.com", Some("FE21.contoso.com"));
+        assert_eq!(
+            (pool.fqdn.as_str(), member.fqdn.as_str()),
+            ("pool02.contoso.com", "fe21.contoso.com")
+        );
+        // A pool named instead of a server: that pool's hash picks the member.
+        let (pool, member) = t.home_of("bob@contoso.com", Some("pool02.contoso.com"));
+        assert_eq!(
+            (pool.fqdn.as_str(), member.fqdn.as_str()),
+            ("pool02.contoso.com", "fe21.contoso.com")
+        );
+        let first = &t.pools()[0];
+        for stored in [None, Some("gone.contoso.com")] {
+            for user in ["a@contoso.com", "b@contoso.com", "c@contoso.com"] {
+                let (pool, member) = t.home_of(user, stored);
+                assert_eq!(pool, first, "{user} {stored:?}");
+                assert_eq!(member, first.default_home(user), "{user} {stored:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn remote_domain_autodiscover_defaults_to_its_lyncdiscover_name() {
+        let t = from_toml(
+            r#"[[topology.remote_domains]]
+            domain = "fabrikam.com""#,
+        )
+        .unwrap();
+        assert_eq!(
+            t.remote_domains()[0].autodiscover,
+            "https://lyncdiscover.fabrikam.com/Autodiscover/AutodiscoverService.svc/root"
         );
     }
 

@@ -1,18 +1,23 @@
-//! Pool homing (MS-SIP §4.1): every user is homed on one member of the pool; a REGISTER that
-//! reaches another member is answered `301` with a Contact for the home member, and the client
-//! registers there.
+//! Pool homing (MS-SIP §4.1): every user is homed on one Front End server of one of the
+//! deployment's pools; a REGISTER that reaches another server, of the same pool or of another,
+//! is answered `301` with a Contact for the home server, and the client registers there.
 
-use herald_discovery::topology::{Member, Pool};
+use std::sync::Arc;
+
+use herald_discovery::Topology;
+use herald_discovery::topology::Member;
 use herald_sip::{HeaderName, Request, Response, ResponseBuilder, ViaTransport};
 
-/// Which member this server is, and where clients reach the members.
+/// Which server this is, and where clients reach the others.
 #[derive(Debug, Clone)]
 pub struct Homing {
-    /// The pool this server belongs to.
-    pub pool: Pool,
+    /// Every pool of the deployment: a user may be homed on a server of any of them, and
+    /// [`Topology::home_of`] is the one rule every server applies.
+    pub topology: Arc<Topology>,
     /// This server's member FQDN.
     pub this: String,
-    /// The SIP ports every member listens on (the same on all of them, as in a Lync pool).
+    /// The SIP ports every server listens on (the same on all of them, as in a Lync
+    /// deployment, where pools use 5061 and 5060).
     pub ports: MemberPorts,
 }
 
@@ -28,12 +33,10 @@ pub struct MemberPorts {
 }
 
 impl Homing {
-    /// The member `aor` is homed on: the one the directory names (`stored`) if the pool has it,
-    /// else the one the pool's hash picks.
+    /// The member `aor` is homed on: the one the directory names (`stored`) in whichever pool
+    /// has it, else the one the hash picks (see [`Topology::home_of`]).
     pub fn home_of(&self, aor: &str, stored: Option<&str>) -> &Member {
-        stored
-            .and_then(|fqdn| self.pool.member(fqdn))
-            .unwrap_or_else(|| self.pool.default_home(aor))
+        self.topology.home_of(aor, stored).1
     }
 
     /// Whether this server is `aor`'s home.

@@ -62,7 +62,7 @@ pub(crate) fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> 
                 new.display_name = DisplayName::parse(&name).context("--display-name")?;
             }
             new.credentials = password_credentials(config, &aor, &password)?;
-            new.home = assigned_home(home_pool(config)?.as_ref(), &aor);
+            new.home = assigned_home(homing_topology(config)?.as_ref(), &aor);
             let user = dir
                 .add_user(&new)
                 .with_context(|| format!("cannot add {aor}"))?;
@@ -80,9 +80,9 @@ pub(crate) fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> 
                     .with_context(|| format!("cannot read {}", file.display()))?
             };
             let mut users = parse_import(config, &text)?;
-            let pool = home_pool(config)?;
+            let topology = homing_topology(config)?;
             for u in &mut users {
-                u.home = assigned_home(pool.as_ref(), &u.aor);
+                u.home = assigned_home(topology.as_ref(), &u.aor);
             }
             let added = dir
                 .add_users(&users)
@@ -115,12 +115,19 @@ pub(crate) fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> 
                 .get_user(&aor)?
                 .with_context(|| format!("no user {aor}"))?;
             print_user(&user);
-            if let Some(pool) = home_pool(config)? {
-                let home = pool.default_home(&user.aor.to_string());
+            if let Some(topology) = homing_topology(config)? {
+                let (pool, member) = topology.home_of(&user.aor.to_string(), user.home.as_deref());
                 match &user.home {
-                    Some(h) => println!("home:         {h}"),
-                    None => println!("home:         {} (by hash)", home.fqdn.as_str()),
+                    Some(h) if h.eq_ignore_ascii_case(member.fqdn.as_str()) => {
+                        println!("home:         {h}");
+                    }
+                    Some(h) => println!(
+                        "home:         {} (by hash; the stored {h} is no server of the topology)",
+                        member.fqdn.as_str()
+                    ),
+                    None => println!("home:         {} (by hash)", member.fqdn.as_str()),
                 }
+                println!("pool:         {}", pool.fqdn.as_str());
             }
         }
         UserCommand::Set {
@@ -261,43 +268,57 @@ pub(crate) fn seed(
     Ok(printed)
 }
 
-/// The pool users are homed in: the first of the topology with several members (a single
-/// server homes everyone on itself and stores nothing).
-fn home_pool(config: &Config) -> anyhow::Result<Option<herald_discovery::topology::Pool>> {
+/// The topology users are homed in when it has several Front End servers, over one pool or
+/// more (a single server homes everyone on itself and stores nothing).
+fn homing_topology(config: &Config) -> anyhow::Result<Option<herald_discovery::Topology>> {
     let facts = crate::discovery_runtime::ListenerFacts::configured(config);
     let topology = crate::discovery_runtime::topology(config, &facts)?;
-    Ok(topology
-        .pools()
-        .iter()
-        .find(|p| p.members.len() > 1)
-        .cloned())
+    Ok((topology.member_count() > 1).then_some(topology))
 }
 
-/// The home a new user is given: the member the pool's hash picks, stored so that later
-/// changes of the pool do not move the user.
-fn assigned_home(pool: Option<&herald_discovery::topology::Pool>, aor: &Aor) -> Option<String> {
-    pool.map(|p| p.default_home(&aor.to_string()).fqdn.as_str().to_owned())
+/// The home a new user is given: the member of the first pool its hash picks, stored so that
+/// later changes of the pools do not move the user.
+fn assigned_home(topology: Option<&herald_discovery::Topology>, aor: &Aor) -> Option<String> {
+    topology.map(|t| t.home_of(&aor.to_string(), None).1.fqdn.as_str().to_owned())
 }
 
-/// `herald user move`: homes the user on another member of its pool.
+/// `herald user move`: homes the user on a server of any pool (`--to` a member FQDN), or on
+/// the server a pool's hash picks (`--to` a pool FQDN, Lync's `Move-CsUser -Target`).
 fn move_user(config: &Config, dir: &SqliteDirectory, uri: &str, to: &str) -> anyhow::Result<()> {
     let aor = parse_aor(uri)?;
-    let pool = home_pool(config)?
-        .context("the topology has no pool of several members to move users within")?;
-    let member = pool.member(to).with_context(|| {
-        let names: Vec<&str> = pool.members.iter().map(|m| m.fqdn.as_str()).collect();
+    let topology = homing_topology(config)?
+        .context("the topology has a single Front End server: there is nowhere to move users")?;
+    let to = to.trim().trim_end_matches('.');
+    let target = topology.pools().iter().find_map(|p| {
+        p.member(to).or_else(|| {
+            p.fqdn
+                .as_str()
+                .eq_ignore_ascii_case(to)
+                .then(|| p.default_home(&aor.to_string()))
+        })
+    });
+    let member = target.with_context(|| {
+        let pools: Vec<String> = topology
+            .pools()
+            .iter()
+            .map(|p| {
+                let names: Vec<&str> = p.members.iter().map(|m| m.fqdn.as_str()).collect();
+                format!("pool {} ({})", p.fqdn.as_str(), names.join(", "))
+            })
+            .collect();
         format!(
-            "{to} is not a member of pool {} ({})",
-            pool.fqdn.as_str(),
-            names.join(", ")
+            "{to} is neither a pool nor a member of one: {}",
+            pools.join("; ")
         )
     })?;
     dir.set_home(&aor, Some(member.fqdn.as_str()))
         .with_context(|| format!("cannot move {aor}"))?;
+    let (pool, _) = topology.home_of(&aor.to_string(), Some(member.fqdn.as_str()));
     println!(
-        "moved {} to {}; its clients are redirected there at their next REGISTER",
+        "moved {} to {} (pool {}); its clients are redirected there at their next REGISTER",
         aor.to_sip_uri(),
-        member.fqdn.as_str()
+        member.fqdn.as_str(),
+        pool.fqdn.as_str()
     );
     Ok(())
 }

@@ -179,11 +179,11 @@ pub(crate) enum UserCommand {
         #[arg(long)]
         disable: bool,
     },
-    /// Home a user on another Front End of its pool; its clients are redirected there (301)
-    /// at their next REGISTER.
+    /// Home a user on another Front End server, of its pool or another; its clients are
+    /// redirected there (301, and autodiscover's Redirect) at their next sign-in.
     Move {
         uri: String,
-        /// The member's FQDN.
+        /// A member's FQDN, or a pool's FQDN to let that pool's hash pick the member.
         #[arg(long)]
         to: String,
     },

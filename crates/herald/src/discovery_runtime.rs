@@ -5,13 +5,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::Context;
-use herald_discovery::autodiscover::{Autodiscover, Scheme, router};
+use herald_directory::{Aor, Directory};
+use herald_discovery::autodiscover::{Autodiscover, Home, HomeLookup, Scheme, SipUri, router};
 use herald_discovery::{LocalServer, Topology, ZoneSet, serve_dns};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
+use crate::user_cache::UserCache;
 
 /// The ports and addresses this server's listeners have, as the topology needs them.
 #[derive(Debug, Clone, Default)]
@@ -48,17 +50,21 @@ fn dialable_port(listeners: &[SocketAddr]) -> Option<u16> {
 
 /// The deployment clients are told about. A config without `[topology]` is a single box at
 /// this server's own addresses: the SIP listeners' addresses, or for wildcard listeners the
-/// host's interface addresses.
+/// host's interface addresses. The server is placed among the pool members by `[sip] member`
+/// or by those addresses, so a misnamed member stops every command, not only `serve`.
 pub(crate) fn topology(config: &Config, facts: &ListenerFacts) -> anyhow::Result<Topology> {
+    let addresses = own_addresses(&facts.sip);
     let local = LocalServer {
         domains: config.domains().map(str::to_owned).collect(),
-        addresses: own_addresses(&facts.sip),
+        addresses: addresses.clone(),
         sip_tls_port: facts.sip_tls_port,
         sip_tcp_port: facts.sip_tcp_port,
         web_http_port: facts.web_http_port,
         web_https_port: facts.web_https_port,
     };
-    Topology::from_config(&config.topology, &local).context("invalid [topology]")
+    Topology::from_config(&config.topology, &local)
+        .and_then(|t| t.locate(config.sip.member.as_deref(), &addresses))
+        .context("invalid [topology]")
 }
 
 /// The addresses other machines reach this server at.
@@ -143,13 +149,25 @@ impl DiscoveryListeners {
         Ok((me, addrs))
     }
 
-    /// Starts serving DNS from `topology` and autodiscover on the web listeners.
-    pub(crate) fn start(self, topology: Arc<Topology>, tls: Option<TlsAcceptor>) {
+    /// Starts serving DNS from `topology` and autodiscover on the web listeners, as this
+    /// server's pool, with users' homes read from `directory`.
+    pub(crate) fn start(
+        self,
+        topology: Arc<Topology>,
+        tls: Option<TlsAcceptor>,
+        directory: Arc<dyn Directory>,
+    ) {
         let zones = Arc::new(ZoneSet::new(&topology));
         if !self.dns_udp.is_empty() {
             tokio::spawn(serve_dns(zones, self.dns_udp, self.dns_tcp));
         }
-        let service = Arc::new(Autodiscover::new(topology));
+        let service = Autodiscover::new(topology.clone());
+        let service = if self.web.is_empty() && self.web_tls.is_empty() {
+            service
+        } else {
+            service.with_homes(DirectoryHomes::start(topology, directory))
+        };
+        let service = Arc::new(service);
         for listener in self.web {
             let app = router(service.clone(), Scheme::Http)
                 .into_make_service_with_connect_info::<SocketAddr>();
@@ -218,5 +236,74 @@ async fn serve_https(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Ro
                 .serve_connection(TokioIo::new(tls), service)
                 .await;
         });
+    }
+}
+
+/// Autodiscover's view of where users are homed: the home the directory stores, resolved by
+/// the same rule the registrar's 301 uses ([`Topology::home_of`]), so the Redirect and the 301
+/// always name the same pool.
+///
+/// Records come from a [`UserCache`] kept in step with the store (another process's
+/// `user move` is seen within its check interval); a miss reads the store on this worker
+/// thread, which is a single indexed SQLite read. A name the directory does not have, or a
+/// disabled user, is homed by the hash like a user without a stored home: the unauthenticated
+/// service must not tell which sign-in names exist.
+struct DirectoryHomes {
+    topology: Arc<Topology>,
+    directory: Arc<dyn Directory>,
+    cache: Arc<UserCache>,
+}
+
+impl DirectoryHomes {
+    /// The lookup, with its cache's watch task started.
+    fn start(topology: Arc<Topology>, directory: Arc<dyn Directory>) -> Arc<Self> {
+        let cache = UserCache::new();
+        tokio::spawn(cache.clone().watch(directory.clone()));
+        Arc::new(Self {
+            topology,
+            directory,
+            cache,
+        })
+    }
+
+    /// The home the directory stores for `aor`, if the user exists, is enabled and has one.
+    fn stored_home(&self, aor: &Aor) -> Option<String> {
+        let user = match self.cache.get(aor) {
+            Some(cached) => cached,
+            None => {
+                let token = self.cache.token();
+                let read = || self.directory.get_user(aor);
+                let on_worker = tokio::runtime::Handle::try_current().is_ok_and(|h| {
+                    h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+                });
+                let found = if on_worker {
+                    tokio::task::block_in_place(read)
+                } else {
+                    read()
+                };
+                match found {
+                    Ok(user) => {
+                        self.cache.put(aor.clone(), user.clone(), token);
+                        user
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, user = %aor, "autodiscover: cannot read the user's home");
+                        None
+                    }
+                }
+            }
+        };
+        user.filter(|u| u.enabled).and_then(|u| u.home)
+    }
+}
+
+impl HomeLookup for DirectoryHomes {
+    fn home_of(&self, uri: &SipUri) -> Home {
+        let text = uri.to_string();
+        let stored = Aor::parse(&text)
+            .ok()
+            .and_then(|aor| self.stored_home(&aor));
+        let (_, member) = self.topology.home_of(&text, stored.as_deref());
+        Home::Pool(member.fqdn.to_string())
     }
 }

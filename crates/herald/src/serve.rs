@@ -24,6 +24,9 @@ use crate::tls;
 use crate::transport::{BoundAddrs, Listeners, TransportLimits};
 
 pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
+    // A topology that cannot work (a misnamed `[sip] member`, a server in two pools) stops the
+    // server before it takes any port; it is built again below from the ports really bound.
+    discovery_runtime::topology(&config, &ListenerFacts::configured(&config))?;
     let metrics = admin::install_metrics()?;
     let sqlite = Arc::new(open_directory(&config)?);
     sqlite.set_registration_durability(match config.sip.registration_durability {
@@ -71,7 +74,7 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
     // One core per worker thread, sharing the Digest secret and epoch (see sip_runtime).
     let (secret, epoch) = (rand::random(), Instant::now());
     let shards = std::thread::available_parallelism().map_or(1, usize::from);
-    let homing = homing(&config, &topology, &bound)?;
+    let homing = homing(&topology, &bound);
     let ntlm = ntlm_config(&config, &advertised_host(&config))?;
     let security = herald_frontend::SecurityAssociations::default();
     let cores = (0..shards)
@@ -129,7 +132,7 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
     runtime.attach(transports);
     runtime.spawn_tasks();
     tokio::spawn(admin::serve(admin_listener, metrics, presence));
-    discovery.start(topology.clone(), tls_acceptor.clone());
+    discovery.start(topology.clone(), tls_acceptor.clone(), directory.clone());
     let anchor = crate::anchor_runtime::start(&config, tls_acceptor, &topology).await?;
 
     // Signal handlers exist before `ready` is printed, so a supervisor that stops the server
@@ -250,48 +253,33 @@ fn ntlm_config(config: &Config, host: &str) -> anyhow::Result<Option<herald_fron
     }))
 }
 
-/// Pool homing for this server: the pool it is a member of (by `[sip] member`, else by a SIP
-/// listen address) when that pool has several members; `None` otherwise.
+/// Homing for this server: on when the topology placed it among the pool members (by
+/// `[sip] member` or a listen address) and the pools have several servers between them; users
+/// homed on any other server, of this pool or another, are redirected there. `None` otherwise.
 fn homing(
-    config: &Config,
-    topology: &herald_discovery::Topology,
+    topology: &Arc<herald_discovery::Topology>,
     bound: &BoundAddrs,
-) -> anyhow::Result<Option<herald_frontend::Homing>> {
-    let ours = |m: &herald_discovery::topology::Member| match &config.sip.member {
-        Some(name) => m
-            .fqdn
-            .as_str()
-            .eq_ignore_ascii_case(name.trim_end_matches('.')),
-        None => bound
-            .udp
-            .iter()
-            .chain(&bound.tcp)
-            .chain(&bound.tls)
-            .any(|a| !a.ip().is_unspecified() && m.addresses.contains(&a.ip())),
-    };
-    let found = topology
-        .pools()
-        .iter()
-        .find_map(|p| p.members.iter().find(|m| ours(m)).map(|m| (p, m)));
-    let Some((pool, member)) = found else {
-        if let Some(name) = &config.sip.member {
-            anyhow::bail!("[sip] member = {name:?} is not a member of any [[topology.pools]]");
-        }
-        return Ok(None);
-    };
-    if pool.members.len() < 2 {
-        return Ok(None);
+) -> Option<herald_frontend::Homing> {
+    let member = topology.local_member()?;
+    if topology.member_count() < 2 {
+        return None;
     }
-    tracing::info!(member = %member.fqdn.as_str(), pool = %pool.fqdn.as_str(), "homing users of a pool of {}", pool.members.len());
-    Ok(Some(herald_frontend::Homing {
-        pool: pool.clone(),
+    tracing::info!(
+        member = %member.fqdn.as_str(),
+        pool = %topology.local_pool().fqdn.as_str(),
+        "homing users on {} servers in {} pools",
+        topology.member_count(),
+        topology.pools().len()
+    );
+    Some(herald_frontend::Homing {
+        topology: topology.clone(),
         this: member.fqdn.as_str().to_owned(),
         ports: herald_frontend::MemberPorts {
             tls: bound.tls.first().map(|a| a.port()),
             tcp: bound.tcp.first().map(|a| a.port()),
             udp: bound.udp.first().map(|a| a.port()),
         },
-    }))
+    })
 }
 
 /// The name this server goes by where an address is not enough: in the Via of its own

@@ -26,10 +26,10 @@ pub(crate) fn generated_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
 /// The host names a certificate for this server must cover: every name DNS and autodiscover
 /// hand to clients (from the topology), the configured extra names, and `localhost`.
 pub(crate) fn subject_names(config: &Config, topology: &Topology) -> (String, Vec<String>) {
-    let (subject, mut names) = match CertificateNames::for_pool(topology, None) {
-        Some(n) => (n.subject.to_string(), n.dns_names()),
-        None => (format!("sip.{}", config.sip.domain), Vec::new()),
-    };
+    // Every pool's names: the generated certificate lands in a data folder that the servers of
+    // several pools may share.
+    let names = CertificateNames::for_deployment(topology);
+    let (subject, mut names) = (names.subject.to_string(), names.dns_names());
     for extra in config
         .sip
         .names

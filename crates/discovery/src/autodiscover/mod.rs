@@ -11,7 +11,9 @@
 //! - `…/root/user` (and `…/root/oauth/user`) — the user's home pool:
 //!   `SipServerInternalAccess`, `SipClientInternalAccess`, `SipServerExternalAccess`,
 //!   `SipClientExternalAccess` and the `Internal/Autodiscover` / `External/Autodiscover` links;
-//!   a `Redirect` for users homed on another pool; 404 when the home is unknown;
+//!   for users homed on another pool, or of a domain hosted elsewhere, a `User` with one
+//!   `Redirect` link to the root of that pool's (that domain's) service, as [MS-OCDISCWS]
+//!   2.2.5.5 defines the token; 404 when the home is unknown;
 //! - `…/root/domain` — the same access elements for the domain's default pool.
 //!
 //! Deviations, on purpose: the user resource is answered without a web ticket (herald issues
@@ -114,12 +116,20 @@ pub struct AdResponse {
 }
 
 impl Autodiscover {
-    /// The service of the topology's first pool, with every user homed there.
+    /// The service of this server's pool ([`Topology::local_pool`]: the first pool when the
+    /// server was not placed), with every user homed on the first pool until
+    /// [`Autodiscover::with_homes`] says otherwise.
     pub fn new(topology: Arc<Topology>) -> Self {
         let first = topology.pools()[0].fqdn.clone();
+        let local = topology.local_pool();
+        let pool = topology
+            .pools()
+            .iter()
+            .position(|p| p == local)
+            .unwrap_or(0);
         Self {
             topology,
-            pool: 0,
+            pool,
             homes: Arc::new(DomainPool(first)),
             http_redirect: false,
         }
@@ -180,6 +190,8 @@ impl Autodiscover {
             return empty(404);
         };
         if !self.topology.serves_domain(domain.as_str()) {
+            // [MS-OCDISCWS] 3.1.5.2: a sipuri this service cannot process gets a Redirect to
+            // the next hop that can; only a configured remote domain names one.
             return match self
                 .topology
                 .remote_domains()
@@ -188,7 +200,10 @@ impl Autodiscover {
             {
                 Some(remote) => {
                     let href = with_query(&remote.autodiscover, &params.forward_query());
-                    ctx.render(Doc::redirect_root(location, href))
+                    ctx.render(match resource {
+                        request::Resource::User => Doc::redirect_user(location, href),
+                        _ => Doc::redirect_root(location, href),
+                    })
                 }
                 None => empty(404),
             };
@@ -208,7 +223,7 @@ impl Autodiscover {
                 if let Some(uri) = &params.sipuri
                     && let Some(other) = self.homed_elsewhere(uri)
                 {
-                    let href = self.pool_url(other, location, req.scheme, ROOT_PATH, &params);
+                    let href = self.pool_root(other, location, req.scheme, &params);
                     return ctx.render(Doc::redirect_root(location, href));
                 }
                 let links = vec![
@@ -239,7 +254,9 @@ impl Autodiscover {
                     return empty(404);
                 };
                 if pool != self.pool() {
-                    let href = self.pool_url(pool, location, req.scheme, USER_PATH, &params);
+                    // [MS-OCDISCWS] 2.2.5.5: a Redirect names the Root entry point of the next
+                    // hop, here the home pool's service, which answers the user itself.
+                    let href = self.pool_root(pool, location, req.scheme, &params);
                     return ctx.render(Doc::redirect_user(location, href));
                 }
                 let self_href = format!("{}{}{}", ctx.origin, req.path, params.query_suffix());
@@ -344,16 +361,17 @@ impl Autodiscover {
         ]
     }
 
-    fn pool_url(
+    /// The Root entry point of `pool`'s service for a client at `location`, carrying the
+    /// request's `sipuri` / `originalDomain`: where a Redirect sends the client.
+    fn pool_root(
         &self,
         pool: &Pool,
         location: View,
         scheme: Scheme,
-        path: &str,
         params: &request::Params,
     ) -> String {
         format!(
-            "{}{path}{}",
+            "{}{ROOT_PATH}{}",
             web_base(pool, location, scheme, &self.topology),
             params.query_suffix()
         )

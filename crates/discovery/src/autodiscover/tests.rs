@@ -268,7 +268,7 @@ fn ms_ocdiscws_redirect_for_a_user_homed_on_another_pool() {
     assert_eq!(
         v.user_redirect(),
         Some(
-            "http://lyncweb2.contoso.com/Autodiscover/AutodiscoverService.svc/root/user?sipuri=p2bob@contoso.com"
+            "http://lyncweb2.contoso.com/Autodiscover/AutodiscoverService.svc/root?sipuri=p2bob@contoso.com"
         )
     );
     let j = json(
@@ -278,7 +278,7 @@ fn ms_ocdiscws_redirect_for_a_user_homed_on_another_pool() {
     );
     assert_eq!(
         j["_links"]["redirect"]["href"],
-        "https://lyncweb2.contoso.com/Autodiscover/AutodiscoverService.svc/root/user?sipuri=p2bob@contoso.com"
+        "https://lyncweb2.contoso.com/Autodiscover/AutodiscoverService.svc/root?sipuri=p2bob@contoso.com"
     );
     // The other pool's own service answers the user itself.
     let pool2 = Autodiscover::new(topology())
@@ -444,5 +444,71 @@ fn domain_resource_lists_the_default_pool() {
         ),
         "{}",
         r.body
+    );
+}
+
+#[test]
+fn ms_ocdiscws_user_resource_of_a_domain_hosted_elsewhere_is_a_user_redirect() {
+    let target = "/Autodiscover/AutodiscoverService.svc/root/user?sipuri=carol@fabrikam.com";
+    let v = xml(&service(), target, INSIDE);
+    assert!(v.has_user);
+    assert!(v.user_access.is_empty());
+    assert_eq!(
+        v.user_redirect(),
+        Some(
+            "https://lyncdiscover.fabrikam.com/Autodiscover/AutodiscoverService.svc/root?sipuri=carol@fabrikam.com"
+        )
+    );
+    let j = json(&service(), target, OUTSIDE);
+    assert_eq!(
+        j["_links"]["redirect"]["href"],
+        "https://lyncdiscover.fabrikam.com/Autodiscover/AutodiscoverService.svc/root?sipuri=carol@fabrikam.com"
+    );
+    assert_eq!(j["User"]["Links"].as_array().map(Vec::len), Some(1));
+    assert!(j["User"].get("SipClientInternalAccess").is_none());
+}
+
+/// A server placed in the second pool serves as that pool without being told: its users get
+/// their access there, the first pool's users a Redirect to the first pool's service, which
+/// answers them itself (the chain a client follows ends in one hop).
+#[test]
+fn a_server_located_in_the_second_pool_serves_it_and_redirects_the_first_pools_users() {
+    let located = Arc::new(
+        (*topology())
+            .clone()
+            .locate(Some("fe21.contoso.com"), &[])
+            .unwrap(),
+    );
+    let pool2 = Autodiscover::new(located).with_homes(Arc::new(TwoPools));
+    let pool1 = Autodiscover::new(topology()).with_homes(Arc::new(TwoPools));
+    let user = |name: &str| {
+        format!("/Autodiscover/AutodiscoverService.svc/root/user?sipuri={name}@contoso.com")
+    };
+
+    let own = xml(&pool2, &user("p2bob"), INSIDE);
+    assert_eq!(
+        own.access("SipClientInternalAccess"),
+        Some(("pool02.contoso.com", 5061))
+    );
+    let other = xml(&pool2, &user("alice"), INSIDE);
+    let href = other.user_redirect().expect("a Redirect").to_owned();
+    assert_eq!(
+        href,
+        "http://pool01.contoso.com/Autodiscover/AutodiscoverService.svc/root?sipuri=alice@contoso.com"
+    );
+    // The client restarts at the home pool's root: User link, then its access.
+    let root = xml(&pool1, path_of(&href), INSIDE);
+    let (token, user_href) = root.next_root_link().unwrap();
+    assert_eq!(token, "User");
+    let at_home = xml(&pool1, path_of(user_href), INSIDE);
+    assert_eq!(
+        at_home.access("SipClientInternalAccess"),
+        Some(("pool01.contoso.com", 5061))
+    );
+    // Outside, the Redirect names the home pool's external web services.
+    let j = json(&pool2, &user("alice"), OUTSIDE);
+    assert_eq!(
+        j["_links"]["redirect"]["href"],
+        "https://lyncweb.contoso.com/Autodiscover/AutodiscoverService.svc/root?sipuri=alice@contoso.com"
     );
 }

@@ -18,6 +18,9 @@ use std::sync::{Arc, Mutex, Weak};
 
 use serde::Deserialize;
 
+use crate::support::autodiscover::{
+    self, AdAccess, AdJson, JSON, ROOT, Reply, XML, assert_xml, json, xml_attr, xml_links,
+};
 use crate::support::dns::{Discovery, DiscoverySetup, herald_cli, run, san_dns_names, shared};
 
 const DOMAIN: &str = "herald.test";
@@ -33,9 +36,6 @@ const ACCESS: &str = "127.0.0.10";
 const AV: &str = "127.0.0.11";
 const WEBCONF: &str = "127.0.0.12";
 const PROXY: &str = "127.0.0.20";
-const XML: &str = "application/vnd.microsoft.rtc.autodiscover+xml;v=1";
-const JSON: &str = "application/vnd.microsoft.rtc.autodiscover+json;v=1";
-const ROOT: &str = "/Autodiscover/AutodiscoverService.svc/root";
 const USER: &str = "alice@herald.test";
 
 /// A deployment like the demo's domain with every role at its own address: a two-server pool,
@@ -190,7 +190,12 @@ fn dig_answers_every_record_of_both_views_over_udp_and_tcp() {
 /// server answers in that view (SOA serial included), record set by record set.
 #[test]
 fn dig_answers_exactly_what_dns_records_prints() {
-    let d = deployment();
+    dig_matches_dns_records(&deployment());
+}
+
+/// Every RRset `herald dns records --format zone` prints for each view, asked with dig in
+/// that view over UDP and TCP, gets exactly those records.
+fn dig_matches_dns_records(d: &Discovery) {
     let config = d.bound_config();
     for view in ["internal", "external"] {
         let out = herald_cli(
@@ -220,6 +225,168 @@ fn dig_answers_exactly_what_dns_records_prints() {
                     got.text
                 );
             }
+        }
+    }
+}
+
+/// Two Front End pools of three servers each, and two SIP domains hosted elsewhere (one with
+/// its autodiscover URL, one left to the default); this server is `fe01` (by its address).
+fn two_pool_topology() -> String {
+    format!(
+        r#"[topology]
+internal_networks = ["{INSIDE}/32"]
+
+[[topology.pools]]
+fqdn = "pool01.{DOMAIN}"
+members = [
+  {{ fqdn = "fe01.{DOMAIN}", addresses = ["{FE01}"] }},
+  {{ fqdn = "fe02.{DOMAIN}", addresses = ["{FE02}"] }},
+  {{ fqdn = "fe03.{DOMAIN}", addresses = ["127.0.0.4"] }},
+]
+
+[[topology.pools]]
+fqdn = "pool02.{DOMAIN}"
+web_internal = "web02.{DOMAIN}"
+web_external = "lyncweb02.{DOMAIN}"
+members = [
+  {{ fqdn = "fe21.{DOMAIN}", addresses = ["127.0.1.21"] }},
+  {{ fqdn = "fe22.{DOMAIN}", addresses = ["127.0.1.22"] }},
+  {{ fqdn = "fe23.{DOMAIN}", addresses = ["127.0.1.23"] }},
+]
+
+[[topology.remote_domains]]
+domain = "fabrikam.test"
+
+[[topology.remote_domains]]
+domain = "litware.test"
+autodiscover = "https://webdir.litware.test/Autodiscover/AutodiscoverService.svc/root"
+"#
+    )
+}
+
+fn two_pools() -> Arc<Discovery> {
+    static SLOT: Mutex<Weak<Discovery>> = Mutex::new(Weak::new());
+    shared(&SLOT, || {
+        DiscoverySetup::new(DOMAIN, &two_pool_topology()).start()
+    })
+}
+
+/// Each pool name answers its own servers (DNS load balancing), in an order shuffled per
+/// answer; its web services names too (inside the internal name, outside the external one,
+/// published by the pool itself without a reverse proxy); the Lync names stay on the first
+/// pool. UDP and TCP.
+#[test]
+fn dig_each_pool_name_answers_its_own_servers_shuffled() {
+    let d = two_pools();
+    let first = addrs(&[FE01, FE02, "127.0.0.4"]);
+    let second = addrs(&["127.0.1.21", "127.0.1.22", "127.0.1.23"]);
+    for (view, label, want) in [
+        ("internal", "pool01", &first),
+        ("internal", "pool02", &second),
+        ("internal", "web02", &second),
+        ("internal", "sip", &first),
+        ("internal", "lyncdiscoverinternal", &first),
+        ("external", "lyncweb02", &second),
+        ("external", "lyncweb", &first),
+    ] {
+        for tcp in [false, true] {
+            let got = d.dig(source_of(view), tcp, &fqdn(label), "A");
+            assert_eq!(
+                &got.sorted_data(),
+                want,
+                "{view} {label} tcp={tcp}:\n{}",
+                got.text
+            );
+        }
+    }
+    for name in ["pool02", "fe22", "web02"] {
+        let got = d.dig(OUTSIDE, false, &fqdn(name), "A");
+        assert_eq!(got.status, "NXDOMAIN", "{name} outside:\n{}", got.text);
+    }
+    for (label, members) in [("pool01", &first), ("pool02", &second)] {
+        let mut orders = BTreeSet::new();
+        let mut firsts = BTreeSet::new();
+        for _ in 0..40 {
+            let got = d.dig(INSIDE, false, &fqdn(label), "A");
+            firsts.insert(got.data()[0].clone());
+            orders.insert(got.data());
+        }
+        assert!(orders.len() > 1, "{label}: always {orders:?}");
+        assert_eq!(
+            firsts.len(),
+            members.len(),
+            "{label}: not every server comes first: {firsts:?}"
+        );
+    }
+}
+
+/// `herald dns records` for two pools: dig answers exactly what it prints, and its table names
+/// every server of both pools with its pool.
+#[test]
+fn dns_records_cover_every_pool() {
+    let d = two_pools();
+    dig_matches_dns_records(&d);
+    let out = herald_cli(&d.bound_config(), &["dns", "records", "--view", "internal"]);
+    assert!(out.success, "{}", out.stderr);
+    for (server, pool) in [("fe03", "pool01"), ("fe21", "pool02"), ("fe23", "pool02")] {
+        let row = out
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(fqdn(server).as_str()))
+            .unwrap_or_else(|| panic!("no row for {server}:\n{}", out.stdout));
+        assert!(
+            row.contains(&format!("Front End server of {}", fqdn(pool))),
+            "{row}"
+        );
+    }
+}
+
+/// [MS-OCDISCWS] 3.1.5.2 and 3.1.5.3 for a SIP domain hosted elsewhere: the root answers a
+/// single Redirect to that domain's service, the user resource a User with that one Redirect,
+/// in XML and JSON; the URL is the configured one, else the domain's own lyncdiscover name.
+#[test]
+fn autodiscover_redirects_a_remote_domain_to_its_service() {
+    let d = two_pools();
+    for (user, next) in [
+        (
+            "carol@fabrikam.test",
+            "https://lyncdiscover.fabrikam.test/Autodiscover/AutodiscoverService.svc/root",
+        ),
+        (
+            "dave@litware.test",
+            "https://webdir.litware.test/Autodiscover/AutodiscoverService.svc/root",
+        ),
+    ] {
+        let want = format!("{next}?sipuri={user}");
+        for (source, label, location) in SIDES {
+            let base = origin(&d, "https", label);
+            let ctx = format!("{user} from {source}");
+            let root = curl(&d, source, &format!("{base}/?sipuri={user}"), Some(XML));
+            assert_xml(&root, location, &ctx);
+            assert!(root.body.contains("<Root>"), "{ctx}: {}", root.body);
+            assert_eq!(
+                xml_links(&root.body),
+                [("Redirect".to_owned(), want.clone())],
+                "{ctx}"
+            );
+            let user_url = format!("{base}{ROOT}/user?sipuri={user}");
+            let x = curl(&d, source, &user_url, Some(XML));
+            assert_xml(&x, location, &ctx);
+            assert!(x.body.contains("<User><Link "), "{ctx}: {}", x.body);
+            assert_eq!(
+                xml_links(&x.body),
+                [("Redirect".to_owned(), want.clone())],
+                "{ctx}"
+            );
+            let j = curl(&d, source, &user_url, Some(JSON));
+            let doc: AdJson = json(&j.body);
+            assert_eq!(doc.hal["redirect"].href, want, "{ctx}");
+            let links = doc.user.expect("a User object").links;
+            assert_eq!(links.len(), 1, "{ctx}: {}", j.body);
+            assert_eq!(
+                (links[0].token.as_str(), links[0].href.as_str()),
+                ("Redirect", want.as_str())
+            );
         }
     }
 }
@@ -441,60 +608,10 @@ fn dns_listener_on_port_0_starts_when_its_udp_port_is_taken_over_tcp() {
 // ---------------------------------------------------------------------------------------------
 // Autodiscover with curl
 
-/// What curl got.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    content_type: String,
-    body: String,
-}
-
-/// GET `url` from `source`, resolving the URL's host to 127.0.0.1 (where the listeners are),
-/// trusting only the certificate `serve` generated. `accept` `None` sends no Accept header.
+/// GET `url` from `source` at the deployment's listeners (127.0.0.1), trusting only the
+/// certificate `serve` generated. `accept` `None` sends no Accept header.
 fn curl(d: &Discovery, source: &str, url: &str, accept: Option<&str>) -> Reply {
-    let (scheme, rest) = url.split_once("://").expect("absolute URL");
-    let authority = rest.split('/').next().expect("authority");
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => (h, p.to_owned()),
-        None => (
-            authority,
-            if scheme == "https" { "443" } else { "80" }.to_owned(),
-        ),
-    };
-    let resolve = format!("{host}:{port}:127.0.0.1");
-    let accept_header = match accept {
-        Some(a) => format!("Accept: {a}"),
-        // An empty value tells curl to send no Accept header at all.
-        None => "Accept:".to_owned(),
-    };
-    let cacert = d.cert_pem();
-    let out = run(
-        "curl",
-        &[
-            "-sS",
-            "--max-time",
-            "10",
-            "--interface",
-            source,
-            "--resolve",
-            &resolve,
-            "--cacert",
-            cacert.to_str().expect("UTF-8 path"),
-            "-H",
-            &accept_header,
-            "-w",
-            "\n%{http_code} %{content_type}",
-            url,
-        ],
-    );
-    assert!(out.success, "{} failed: {}", out.command, out.stderr);
-    let (body, trailer) = out.stdout.rsplit_once('\n').expect("curl's -w trailer");
-    let (status, content_type) = trailer.split_once(' ').unwrap_or((trailer, ""));
-    Reply {
-        status: status.parse().expect("status code"),
-        content_type: content_type.to_owned(),
-        body: body.to_owned(),
-    }
+    autodiscover::curl(&d.cert_pem(), source, url, accept, "127.0.0.1")
 }
 
 /// `scheme://label.<domain>:port` of the deployment's HTTP or HTTPS listener.
@@ -504,92 +621,6 @@ fn origin(d: &Discovery, scheme: &str, label: &str) -> String {
         _ => d.http.port(),
     };
     format!("{scheme}://{}:{port}", fqdn(label))
-}
-
-/// The value of `attr` in the first `<element …>` of an XML text.
-fn xml_attr(xml: &str, element: &str, attr: &str) -> Option<String> {
-    let start = xml.find(&format!("<{element} "))?;
-    let tag = &xml[start..start + xml[start..].find('>')?];
-    let key = format!("{attr}=\"");
-    let at = tag.find(&key)? + key.len();
-    let end = tag[at..].find('"')?;
-    Some(xml_unescape(&tag[at..at + end]))
-}
-
-/// Every `<Link token="…" href="…"/>` of an XML text.
-fn xml_links(xml: &str) -> Vec<(String, String)> {
-    xml.split("<Link ")
-        .skip(1)
-        .map(|part| {
-            let end = part.find('>').map_or(part.len(), |i| i + 1);
-            let tag = format!("<Link {}", &part[..end]);
-            (
-                xml_attr(&tag, "Link", "token").expect("Link token"),
-                xml_attr(&tag, "Link", "href").expect("Link href"),
-            )
-        })
-        .collect()
-}
-
-fn xml_unescape(s: &str) -> String {
-    s.replace("&amp;", "&")
-        .replace("&quot;", "\"")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&apos;", "'")
-}
-
-/// The JSON autodiscover document ([MS-OCDISCWS] fields plus HAL `_links`).
-#[derive(Debug, Deserialize)]
-struct AdJson {
-    #[serde(rename = "AccessLocation")]
-    access_location: String,
-    #[serde(rename = "Root")]
-    root: Option<AdLinks>,
-    #[serde(rename = "User")]
-    user: Option<AdUser>,
-    #[serde(rename = "_links", default)]
-    hal: BTreeMap<String, AdHref>,
-}
-
-#[derive(Debug, Deserialize)]
-struct AdLinks {
-    #[serde(rename = "Links")]
-    links: Vec<AdLink>,
-}
-
-#[derive(Debug, Deserialize)]
-struct AdLink {
-    token: String,
-    href: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct AdHref {
-    href: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct AdUser {
-    sip_server_internal_access: AdAccess,
-    sip_client_internal_access: AdAccess,
-    sip_server_external_access: AdAccess,
-    sip_client_external_access: AdAccess,
-    links: Vec<AdLink>,
-}
-
-#[derive(Debug, Deserialize, PartialEq, Eq)]
-struct AdAccess {
-    fqdn: String,
-    port: u16,
-}
-
-fn json<T: serde::de::DeserializeOwned>(body: &str) -> T {
-    match axum::Json::<T>::from_bytes(body.as_bytes()) {
-        Ok(axum::Json(v)) => v,
-        Err(e) => panic!("not the expected JSON ({e}):\n{body}"),
-    }
 }
 
 /// The inside client asks lyncdiscoverinternal, the outside one lyncdiscover; the answer's
@@ -699,13 +730,7 @@ fn autodiscover_user_resource_names_the_pool_inside_and_the_edge_outside() {
                 .unwrap_or_else(|| panic!("{ctx}: no User link in {}", root.body));
 
             let x = curl(&d, source, &user_url, Some(XML));
-            assert_eq!(x.status, 200, "{ctx}: {x:?}");
-            assert_eq!(x.content_type, XML, "{ctx}");
-            assert_eq!(
-                xml_attr(&x.body, "AutodiscoverResponse", "AccessLocation").as_deref(),
-                Some(location),
-                "{ctx}"
-            );
+            assert_xml(&x, location, &ctx);
             let access = |element: &str| AdAccess {
                 fqdn: xml_attr(&x.body, element, "fqdn")
                     .unwrap_or_else(|| panic!("{ctx}: no {element} in {}", x.body)),
@@ -724,10 +749,10 @@ fn autodiscover_user_resource_names_the_pool_inside_and_the_edge_outside() {
             let doc: AdJson = json(&j.body);
             assert_eq!(doc.access_location, location, "{ctx}");
             let user = doc.user.expect("a User object");
-            assert_eq!(user.sip_server_internal_access, pool, "{ctx}");
-            assert_eq!(user.sip_client_internal_access, pool, "{ctx}");
-            assert_eq!(user.sip_server_external_access, edge(5061), "{ctx}");
-            assert_eq!(user.sip_client_external_access, edge(443), "{ctx}");
+            assert_eq!(user.sip_server_internal_access, Some(pool.clone()), "{ctx}");
+            assert_eq!(user.sip_client_internal_access, Some(pool.clone()), "{ctx}");
+            assert_eq!(user.sip_server_external_access, Some(edge(5061)), "{ctx}");
+            assert_eq!(user.sip_client_external_access, Some(edge(443)), "{ctx}");
             let tokens: BTreeSet<&str> = user.links.iter().map(|l| l.token.as_str()).collect();
             for t in ["Internal/Autodiscover", "External/Autodiscover", "Self"] {
                 assert!(tokens.contains(t), "{ctx}: no {t} link in {}", j.body);

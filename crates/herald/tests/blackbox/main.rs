@@ -14,6 +14,8 @@
 //! - `discovery`: the split-view DNS zone (dig), autodiscover (curl), `herald discover`'s
 //!   fallbacks, `dns records` and `cert request`.
 //! - `metrics`: the admin listener's `/metrics` and `/health`.
+//! - `pool_homing`, `pools`: servers of one pool and of two pools on one store: the 301 to the
+//!   home server (SIPp too), autodiscover's Redirect to the home pool, each pool's DNS names.
 //! - `sipp`: the SIPp registration scenario in `tests/sipp/`.
 //! - `presence`: PUBLISH, SUBSCRIBE / NOTIFY, BENOTIFY, the Lync SERVICE dialect, contact
 //!   lists and persistence (issue 3), and third-party SIPp presence scenarios.
@@ -31,6 +33,7 @@ mod cli;
 mod discovery;
 mod metrics;
 mod pool_homing;
+mod pools;
 mod presence;
 mod registration_restart;
 mod rfc3261_registrar;

@@ -10,12 +10,7 @@
 //! The pool offers MD5 Digest only, for SIPp (see `sipp`).
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
-
-use herald_sip::Response;
 
 use crate::support::dns::shared;
 use crate::support::pool::{Member, Pool, PoolSetup};
@@ -23,9 +18,6 @@ use crate::support::sip::{contact_expiries, headers};
 use crate::support::{Account, Server, SipClient, Ua, assert_status, fresh_loopback, show};
 
 const DOMAIN: &str = "pool.test";
-const REASON: &str = "Redirect request to Home Server";
-/// How long a running member may take to see a directory change (it polls every 250 ms).
-const DIRECTORY_PATIENCE: Duration = Duration::from_secs(15);
 
 /// Users of the shared pool: one per test that registers, so bindings never mix.
 const USERS: &[&str] = &[
@@ -74,43 +66,6 @@ fn home_and_other<'a>(
 ) -> ((&'a Member, &'a Server), (&'a Member, &'a Server)) {
     let home = p.homes.home_of(user);
     (p.member(&home), p.other_than(&home))
-}
-
-/// The Contact a redirect to `member` carries for `transport`.
-fn home_contact(p: &Pool, member: &Member, transport: &str) -> String {
-    let port = match transport {
-        "tls" => p.ports().tls,
-        _ => p.ports().sip,
-    };
-    format!("<sip:{}:{port};transport={transport}>", member.ip)
-}
-
-/// A client of `transport` connected to `server`.
-fn client(p: &Pool, server: &Server, transport: &str) -> SipClient {
-    match transport {
-        "udp" => SipClient::udp(server.udp()),
-        "tcp" => SipClient::tcp(server.tcp()),
-        "tls" => SipClient::tls(server.tls(), &p.homes.cert_pem(), "localhost"),
-        other => panic!("unknown transport {other}"),
-    }
-}
-
-/// Asserts a 301 redirect to `contact`, and that it carries no binding.
-#[track_caller]
-fn assert_redirect(r: &Response, contact: &str, p: &Pool) {
-    assert_eq!(
-        r.status(),
-        301,
-        "expected a redirect:\n{}\n{}",
-        show(r),
-        p.logs()
-    );
-    let text = show(r);
-    assert!(
-        text.starts_with(&format!("SIP/2.0 301 {REASON}\r\n")),
-        "{text}"
-    );
-    assert_eq!(headers(r, "Contact"), [contact], "{text}");
 }
 
 /// `user add` stores a home for every user, picked by the pool's hash: both members get users,
@@ -173,65 +128,9 @@ fn user_move_refuses_a_host_outside_the_pool() {
     assert_eq!(p.homes.home_of("nobind"), before);
 }
 
-/// Runs `tests/sipp/register_redirect.xml` as `user` against `target`, expecting a 301 to
-/// `expected`; returns SIPp's exit status and its output, error log and message trace.
+/// [`support::pool::run_sipp_redirect`] for a user of this module's pool.
 fn run_sipp_redirect(target: SocketAddr, mode: &str, user: &str, expected: &str) -> (i32, String) {
-    let sipp = crate::support::sipp_binary();
-    let scenario =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sipp/register_redirect.xml");
-    assert!(scenario.is_file(), "{} is missing", scenario.display());
-    let work = tempfile::tempdir().expect("a temporary folder");
-    let inf = work.path().join("domain.csv");
-    std::fs::write(&inf, format!("SEQUENTIAL\n{DOMAIN};\n")).expect("writing the -inf file");
-    let password = password(user);
-    let mut child = Command::new(&sipp)
-        .current_dir(work.path())
-        .arg(target.to_string())
-        .args(["-sf", &scenario.to_string_lossy()])
-        .args(["-t", mode])
-        .args(["-i", "127.0.0.1"])
-        .args(["-s", user, "-au", user, "-ap", &password])
-        .args(["-auth_uri", DOMAIN])
-        .args(["-inf", &inf.to_string_lossy()])
-        .args(["-key", "home_contact", expected])
-        .args(["-m", "1"])
-        .args(["-nostdin", "-trace_err", "-trace_msg", "-trace_logs"])
-        .args(["-timeout", "30s", "-timeout_error"])
-        .args(["-recv_timeout", "10000"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", sipp.display()));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if child.try_wait().expect("waiting for sipp").is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("sipp did not finish in 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().expect("sipp output");
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    for entry in std::fs::read_dir(work.path())
-        .expect("sipp's folder")
-        .flatten()
-    {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with("_errors.log")
-            || name.ends_with("_messages.log")
-            || name.ends_with("_logs.log")
-        {
-            let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            text.push_str(&format!("\n--- {name} ---\n{log}"));
-        }
-    }
-    (output.status.code().unwrap_or(-1), text)
+    crate::support::pool::run_sipp_redirect(DOMAIN, target, mode, user, &password(user), expected)
 }
 
 /// SIPp signs in at the member that is not the user's home: 401, Digest, then 301 whose
@@ -240,7 +139,7 @@ fn run_sipp_redirect(target: SocketAddr, mode: &str, user: &str, expected: &str)
 fn sipp_is_redirected_then_registers_at_home(user: &str, transport: &str) {
     let p = pool();
     let ((home, home_server), (_, other_server)) = home_and_other(&p, user);
-    let expected = home_contact(&p, home, transport);
+    let expected = p.home_contact(home, transport);
     let (target, mode) = match transport {
         "udp" => (other_server.udp(), "u1"),
         "tcp" => (other_server.tcp(), "t1"),
@@ -259,7 +158,7 @@ fn sipp_is_redirected_then_registers_at_home(user: &str, transport: &str) {
     );
     println!("sipp over {transport} at the other member:\n{out}");
 
-    let mut ua = Ua::new(client(&p, home_server, transport), account(user));
+    let mut ua = Ua::new(p.client(home_server, transport), account(user));
     let contact = ua.client.contact(user);
     let r = ua.register(&[&contact], Some(300));
     assert_status(&r, 200);
@@ -281,8 +180,8 @@ fn ms_sip_sipp_register_at_other_member_is_redirected_home_over_tcp() {
 fn sipp_redirect_scenario_fails_on_a_wrong_contact() {
     let p = pool();
     let ((home, _), (other, other_server)) = home_and_other(&p, "sippwrong");
-    let wrong = home_contact(&p, other, "udp");
-    assert_ne!(wrong, home_contact(&p, home, "udp"));
+    let wrong = p.home_contact(other, "udp");
+    assert_ne!(wrong, p.home_contact(home, "udp"));
     let (code, out) = run_sipp_redirect(other_server.udp(), "u1", "sippwrong", &wrong);
     assert_ne!(code, 0, "sipp accepted a 301 to the wrong member:\n{out}");
     assert!(
@@ -297,14 +196,7 @@ fn sipp_redirect_scenario_fails_on_a_wrong_contact() {
 fn redirected_on(user: &str, transport: &str) {
     let p = pool();
     let ((home, home_server), (_, other_server)) = home_and_other(&p, user);
-    let mut ua = Ua::new(client(&p, other_server, transport), account(user));
-    let contact = ua.client.contact(user);
-    let r = ua.register(&[&contact], Some(300));
-    assert!(
-        ua.last_challenge.is_some(),
-        "the redirect must come after authentication"
-    );
-    assert_redirect(&r, &home_contact(&p, home, transport), &p);
+    p.assert_sent_home(other_server, transport, &account(user), home);
 
     let mut at_home = Ua::new(SipClient::udp(home_server.udp()), account(user));
     let q = at_home.register(&[], None);
@@ -340,8 +232,8 @@ fn ms_sip_client_following_the_redirect_registers_at_home() {
     let mut ua = Ua::new(SipClient::tcp(other_server.tcp()), account("follow"));
     let contact = ua.client.contact("follow");
     let r = ua.register(&[&contact], Some(300));
-    let expected = home_contact(&p, home, "tcp");
-    assert_redirect(&r, &expected, &p);
+    let expected = p.home_contact(home, "tcp");
+    p.assert_redirect(&r, &expected);
 
     let target: SocketAddr = expected
         .trim_start_matches("<sip:")
@@ -362,29 +254,6 @@ fn ms_sip_client_following_the_redirect_registers_at_home() {
     );
 }
 
-/// Sends an authenticated REGISTER from a fresh UDP client to `server` until it is answered
-/// `status` (a running member sees `user move` within about 250 ms); returns that answer.
-#[track_caller]
-fn register_until(p: &Pool, server: &Server, user: &str, status: u16) -> Response {
-    let deadline = Instant::now() + DIRECTORY_PATIENCE;
-    loop {
-        let mut ua = Ua::new(SipClient::udp(server.udp()), account(user));
-        let contact = ua.client.contact(user);
-        let r = ua.register(&[&contact], Some(300));
-        if r.status() == status {
-            return r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still {} after {DIRECTORY_PATIENCE:?}, expected {status}:\n{}\n{}",
-            r.status(),
-            show(&r),
-            p.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// `herald user move` while both members run: the old home starts redirecting to the new one,
 /// the new one accepts; moving back turns it round again. `user show` follows.
 #[test]
@@ -392,11 +261,10 @@ fn user_move_redirects_at_the_old_home_and_registers_at_the_new() {
     let p = pool();
     let uri = format!("sip:mover@{DOMAIN}");
     let ((first, first_server), (second, second_server)) = home_and_other(&p, "mover");
-    assert_status(&register_until(&p, first_server, "mover", 200), 200);
-    assert_redirect(
-        &register_until(&p, second_server, "mover", 301),
-        &home_contact(&p, first, "udp"),
-        &p,
+    assert_status(&p.register_until(first_server, &account("mover"), 200), 200);
+    p.assert_redirect(
+        &p.register_until(second_server, &account("mover"), 301),
+        &p.home_contact(first, "udp"),
     );
 
     let out = p
@@ -406,17 +274,20 @@ fn user_move_redirects_at_the_old_home_and_registers_at_the_new() {
         .stdout;
     assert!(out.contains(&second.fqdn), "{out}");
     assert_eq!(p.homes.home_of("mover"), second.fqdn);
-    let r = register_until(&p, first_server, "mover", 301);
-    assert_redirect(&r, &home_contact(&p, second, "udp"), &p);
-    assert_status(&register_until(&p, second_server, "mover", 200), 200);
+    let r = p.register_until(first_server, &account("mover"), 301);
+    p.assert_redirect(&r, &p.home_contact(second, "udp"));
+    assert_status(
+        &p.register_until(second_server, &account("mover"), 200),
+        200,
+    );
 
     p.homes
         .cli(&["user", "move", &uri, "--to", &first.fqdn])
         .success();
     assert_eq!(p.homes.home_of("mover"), first.fqdn);
-    let r = register_until(&p, second_server, "mover", 301);
-    assert_redirect(&r, &home_contact(&p, first, "udp"), &p);
-    assert_status(&register_until(&p, first_server, "mover", 200), 200);
+    let r = p.register_until(second_server, &account("mover"), 301);
+    p.assert_redirect(&r, &p.home_contact(first, "udp"));
+    assert_status(&p.register_until(first_server, &account("mover"), 200), 200);
 }
 
 /// A member that restarts brings back the stored bindings of the users homed on it, and not
@@ -491,8 +362,8 @@ fn restart_restores_only_the_users_homed_on_this_member() {
         first.fqdn,
         p.logs()
     );
-    let r = register_until(&p, &p.servers[0], "leave", 301);
-    assert_redirect(&r, &home_contact(&p, &second, "udp"), &p);
+    let r = p.register_until(&p.servers[0], &account("leave"), 301);
+    p.assert_redirect(&r, &p.home_contact(&second, "udp"));
 }
 
 /// Authentication comes before the redirect, so a 301 says nothing to whoever cannot sign in:
@@ -565,7 +436,7 @@ fn user_without_stored_home_is_homed_by_the_hash() {
     let ((home, home_server), (_, other_server)) = (p.member(&hashed), p.other_than(&hashed));
     let mut ua = Ua::new(SipClient::udp(other_server.udp()), account("legacy"));
     let r = ua.register(&["<sip:legacy@192.0.2.1>"], Some(300));
-    assert_redirect(&r, &home_contact(&p, home, "udp"), &p);
+    p.assert_redirect(&r, &p.home_contact(home, "udp"));
     let mut ua = Ua::new(SipClient::udp(home_server.udp()), account("legacy"));
     assert_status(&ua.register(&["<sip:legacy@192.0.2.1>"], Some(300)), 200);
 }

@@ -227,26 +227,13 @@ impl Discovery {
     /// `herald discover USER --dns <this server> --ca <its certificate> --http-port
     /// --https-port`, plus `extra` arguments.
     pub(crate) fn discover(&self, user: &str, extra: &[&str]) -> ToolRun {
-        let dns = self.dns.to_string();
-        let ca = self.cert_pem();
-        let http = self.http.port().to_string();
-        let https = self.https.port().to_string();
-        let mut args: Vec<&str> = vec![
-            "discover",
+        discover(
+            self.dns,
+            &self.cert_pem(),
+            (self.http.port(), self.https.port()),
             user,
-            "--dns",
-            &dns,
-            "--ca",
-            ca.to_str().expect("UTF-8 temporary path"),
-            "--http-port",
-            &http,
-            "--https-port",
-            &https,
-            "--timeout",
-            "3",
-        ];
-        args.extend_from_slice(extra);
-        run(HERALD, &args)
+            extra,
+        )
     }
 }
 
@@ -260,6 +247,35 @@ pub(crate) fn shared<T>(slot: &'static Mutex<Weak<T>>, make: impl FnOnce() -> T)
     let value = Arc::new(make());
     *guard = Arc::downgrade(&value);
     value
+}
+
+/// `herald discover USER --dns DNS --ca CA --http-port --https-port` (`web` is the pair of
+/// ports), with a 3 s timeout per step, plus `extra` arguments.
+pub(crate) fn discover(
+    dns: SocketAddr,
+    ca: &Path,
+    web: (u16, u16),
+    user: &str,
+    extra: &[&str],
+) -> ToolRun {
+    let dns = dns.to_string();
+    let (http, https) = (web.0.to_string(), web.1.to_string());
+    let mut args: Vec<&str> = vec![
+        "discover",
+        user,
+        "--dns",
+        &dns,
+        "--ca",
+        ca.to_str().expect("UTF-8 temporary path"),
+        "--http-port",
+        &http,
+        "--https-port",
+        &https,
+        "--timeout",
+        "3",
+    ];
+    args.extend_from_slice(extra);
+    run(HERALD, &args)
 }
 
 /// `herald --config CONFIG ARGS`.

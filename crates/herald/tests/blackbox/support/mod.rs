@@ -1,5 +1,6 @@
 //! What every black-box test module uses: the server process, a SIP client, an HTTP GET.
 
+pub(crate) mod autodiscover;
 pub(crate) mod dns;
 pub(crate) mod http;
 pub(crate) mod pool;
