@@ -13,8 +13,10 @@
 #   HERALD                 the herald binary (default: `cargo build --release -p herald`, found
 #                          under $CARGO_TARGET_DIR or <repo>/target)
 #   SIPE_SHIM_SRC          sax1shim.c (default: <repo>/../shared/tools/sipe/sax1shim.c)
-#   SIPE_SERVER            the account's `server` setting (default: herald's TLS listener,
-#                          127.0.0.1:<port>); set it to "" to make SIPE auto-discover
+#   SIPE_SERVER            unset (the default): the accounts' `server` setting is empty and
+#                          SIPE finds herald itself (see "Discovery" below); "direct": the
+#                          setting names herald's TLS listener (127.0.0.1:<port>) and no
+#                          namespace is used; anything else: the `server` setting as given
 #   SIPE_LOGIN_A/B         optional login part of the account name ("alice@example.test,<login>"),
 #                          e.g. 'EXAMPLE\alice'; by default there is none, so SIPE's NTLM user is
 #                          the full sign-in address and the NTLM domain is empty
@@ -227,6 +229,7 @@ command -v tmux >/dev/null || need_install+=(tmux)
 command -v gcc >/dev/null || need_install+=(gcc libc6-dev)
 [ -e /usr/include/libxml2/libxml/parser.h ] || need_install+=(libxml2-dev)
 command -v timeout >/dev/null || need_install+=(coreutils)
+command -v sipp >/dev/null || need_install+=(sip-tester)
 if [ ${#need_install[@]} -gt 0 ]; then
     [ -n "${SIPE_NO_INSTALL:-}" ] && fail "missing packages: ${need_install[*]} (SIPE_NO_INSTALL is set)"
     SUDO=()
@@ -242,9 +245,67 @@ if [ ${#need_install[@]} -gt 0 ]; then
         fail "apt-get install ${need_install[*]} failed"
 fi
 
+# ---------------------------------------------------------------------------------------------
+# Discovery (issue 6, point 3): a private network and mount namespace
+# ---------------------------------------------------------------------------------------------
+# With the `server` setting empty SIPE 1.25 finds its registrar itself (brief §2;
+# core/sip-transport.c and core/sipe-lync-autodiscover.c): Lync autodiscover first
+# (http://, then https:// LyncDiscoverInternal.<domain>, then the same for LyncDiscover.<domain>,
+# `GET /?sipuri=<user>`, XML only, following Root/Link token="User"), then DNS SRV
+# (_sipinternaltls._tcp, _sip._tls for transport tls), then A records with fixed ports
+# (sipinternal:5061, sipexternal:443, sip:443), then the bare domain. It resolves names
+# through the system resolver (getaddrinfo for A, res_query for SRV).
+#
+# So the script runs itself again inside `unshare --net --mount`: only loopback exists, and
+# /etc/resolv.conf (bind-mounted) names herald's own authoritative DNS on 127.0.0.1:53. herald
+# serves autodiscover on HTTPS 127.0.0.1:443 only (no plain HTTP, so SIPE's http:// attempts
+# fail and the answer comes over HTTPS) and SIP over TLS on port $SIP_TLS_PORT, which is not a
+# port SIPE's fixed fallbacks (5061, 443) would try: SIPE can only reach herald at all through
+# what autodiscover or SRV told it. Client A takes the autodiscover path. Client B runs in a
+# nested mount namespace whose /etc/hosts points the lyncdiscover names at an address where
+# nothing listens, so its autodiscover fails and it must take the DNS SRV path. The debug logs
+# are checked for exactly that (check_discovery).
+SIP_TLS_PORT=15061
+DISCOVERY=""
+if [ -z "${SIPE_SERVER+set}" ]; then
+    DISCOVERY=1
+fi
+if [ -n "$DISCOVERY" ] && [ -z "${HERALD_SIPE_NETNS:-}" ]; then
+    command -v unshare >/dev/null || fail "auto-discovery needs unshare (util-linux) for a private network namespace"
+    command -v ip >/dev/null || fail "auto-discovery needs ip (iproute2) to bring up loopback in the namespace"
+    [ "$(id -u)" = 0 ] || fail "auto-discovery runs herald's DNS on port 53 in a private network namespace, which needs root (or set SIPE_SERVER=direct)"
+    err=$(unshare --net --mount true 2>&1) ||
+        fail "cannot create a private network + mount namespace (unshare --net --mount): $err"
+    export HERALD_SIPE_NETNS=1
+    exec unshare --net --mount --propagation private -- bash "${BASH_SOURCE[0]}" "$@"
+fi
+
 T=$(mktemp -d "${TMPDIR:-/tmp}/herald-sipe.XXXXXX")
 mkdir -p "$T/a" "$T/b" "$T/herald"
 log "work dir $T"
+
+if [ -n "$DISCOVERY" ]; then
+    ip link set lo up || fail "ip link set lo up failed in the namespace"
+    mkdir -p "$T/etc"
+    # The resolver asks herald and nothing else; a short timeout keeps a missing answer quick.
+    printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:2\n' >"$T/etc/resolv.conf"
+    # No host names for the test domain: every one of them must come from herald's DNS.
+    printf '127.0.0.1 localhost\n::1 localhost ip6-localhost\n' >"$T/etc/hosts"
+    # B's view: the autodiscover names lead nowhere (127.0.0.2 has no listener), SRV still works.
+    {
+        cat "$T/etc/hosts"
+        for n in LyncDiscoverInternal LyncDiscover; do
+            printf '127.0.0.2 %s.%s %s.%s\n' "$n" "$DOMAIN" "${n,,}" "$DOMAIN"
+        done
+    } >"$T/etc/hosts.no-autodiscover"
+    printf '%s\n' 'passwd: files' 'group: files' 'shadow: files' 'hosts: files dns' \
+        'networks: files' 'protocols: files' 'services: files' 'ethers: files' 'rpc: files' \
+        >"$T/etc/nsswitch.conf"
+    for f in resolv.conf hosts nsswitch.conf; do
+        mount --bind "$T/etc/$f" "/etc/$f" || fail "bind-mounting $T/etc/$f over /etc/$f in the namespace failed"
+    done
+    log "private network namespace: loopback only, resolver 127.0.0.1:53 (herald)"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # 2. The libxml2 shim (not part of the repo: built from ../shared each run)
@@ -273,6 +334,12 @@ fi
 log "herald: $HERALD"
 
 HCFG=$T/herald/herald.toml
+if [ -n "$DISCOVERY" ]; then
+    # Fixed ports: nothing else lives in the namespace.
+    SIP_TCP=5060 SIP_TLS=$SIP_TLS_PORT DNS_PORT=53 WEB="" WEB_TLS_PORT=443
+else
+    SIP_TCP=0 SIP_TLS=0 DNS_PORT=0 WEB='"127.0.0.1:0"' WEB_TLS_PORT=0
+fi
 TRUSTED_LINE=""
 if [ -n "${SIPE_TRUSTED:-}" ]; then
     log "SIPE_TRUSTED is set: herald trusts 127.0.0.0/8, no authentication (diagnostic mode)"
@@ -284,18 +351,20 @@ data_dir = "data"
 [sip]
 domain = "$DOMAIN"
 udp = []
-tcp = ["127.0.0.1:0"]
-tls = ["127.0.0.1:0"]
+tcp = ["127.0.0.1:$SIP_TCP"]
+tls = ["127.0.0.1:$SIP_TLS"]
+# SIPp (the SIMPLE client and the second endpoint) answers only the first challenge and only MD5.
+digest_algorithms = ["MD5"]
 ${TRUSTED_LINE}
 ${SIPE_HERALD_SIP_TOML:-}
 
 [dns]
-listen = ["127.0.0.1:0"]
+listen = ["127.0.0.1:$DNS_PORT"]
 
 [http]
 admin = "127.0.0.1:0"
-web = ["127.0.0.1:0"]
-web_tls = ["127.0.0.1:0"]
+web = [$WEB]
+web_tls = ["127.0.0.1:$WEB_TLS_PORT"]
 
 [log]
 filter = "debug"
@@ -320,6 +389,8 @@ until grep -qx ready "$T/herald/stdout" 2>/dev/null; do
 done
 TLS_ADDR=$(awk '$1 == "listening" && $2 == "sip+tls" { print $3; exit }' "$T/herald/stdout")
 ADMIN_ADDR=$(awk '$1 == "listening" && $2 == "admin" { print $3; exit }' "$T/herald/stdout")
+TCP_ADDR=$(awk '$1 == "listening" && $2 == "sip+tcp" { print $3; exit }' "$T/herald/stdout")
+[ -n "$TCP_ADDR" ] || fail "herald reported no TCP listener (SIPp's)"
 [ -n "$TLS_ADDR" ] || fail "herald reported no TLS listener"
 [ -n "$ADMIN_ADDR" ] || fail "herald reported no admin listener"
 log "herald ready: sip+tls $TLS_ADDR, admin $ADMIN_ADDR"
@@ -335,7 +406,13 @@ hcli contact add "$USER_B" "$USER_A" >/dev/null || fail "herald contact add $USE
 # ---------------------------------------------------------------------------------------------
 # 4. The two clients
 # ---------------------------------------------------------------------------------------------
-SERVER=${SIPE_SERVER-$TLS_ADDR}
+if [ -n "$DISCOVERY" ]; then
+    SERVER=""
+elif [ "${SIPE_SERVER:-}" = direct ]; then
+    SERVER=$TLS_ADDR
+else
+    SERVER=$SIPE_SERVER
+fi
 
 xml_escape() { sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' -e 's/>/\&gt;/g' -e "s/'/\&apos;/g"; }
 
@@ -346,8 +423,17 @@ write_purple_config() { # side password
     # libpurple's tls_cached verifier accepts a peer whose certificate is cached under the exact
     # host string of the `server` setting (brief §4): the headless way to trust herald's
     # self-signed certificate.
+    # With discovery, the host strings are the names SIPE connects to: the autodiscover hosts
+    # (as SIPE spells them and as herald's links spell them), and the registrar names herald's
+    # autodiscover and SRV answers give (the pool FQDN, sip.<domain>). The cache only makes the
+    # certificate trusted; where SIPE connects still comes from discovery alone.
+    local host
     if [ -n "$SERVER" ]; then
         cp "$CERT" "$dir/certificates/x509/tls_peers/${SERVER%%:*}"
+    else
+        for host in LyncDiscoverInternal lyncdiscoverinternal LyncDiscover lyncdiscover pool sip sipinternal; do
+            cp "$CERT" "$dir/certificates/x509/tls_peers/$host.$DOMAIN"
+        done
     fi
     cat >"$dir/accounts.xml" <<EOF
 <?xml version='1.0' encoding='UTF-8' ?>
@@ -395,6 +481,16 @@ BUS_A=$(head -n1 "$T/a/dbus.addr")
 BUS_B=$(head -n1 "$T/b/dbus.addr")
 bus_of() { [ "$1" = a ] && echo "$BUS_A" || echo "$BUS_B"; }
 
+# How finch starts: B, with discovery, in a nested mount namespace whose /etc/hosts sends the
+# autodiscover names nowhere, so that B proves the DNS SRV path (see "Discovery" above).
+finch_exec() { # side
+    if [ -n "$DISCOVERY" ] && [ "$1" = b ]; then
+        echo "exec unshare --mount --propagation private -- sh -c 'mount --bind $T/etc/hosts.no-autodiscover /etc/hosts && exec \"\$0\" \"\$@\"'"
+    else
+        echo exec
+    fi
+}
+
 start_finch() { # side
     local side=$1 bus
     bus=$(bus_of "$side")
@@ -404,7 +500,7 @@ echo \$\$ > "$T/$side/finch.pid"
 export HOME="$T/$side/home" DBUS_SESSION_BUS_ADDRESS="$bus" TERM=xterm
 export LD_PRELOAD="$T/sax1shim.so" PURPLE_UNSAFE_DEBUG=1
 unset DISPLAY WAYLAND_DISPLAY
-exec finch -c "$T/$side/purple" -d 2> "$T/$side/debug.log"
+$(finch_exec "$side") finch -c "$T/$side/purple" -d 2> "$T/$side/debug.log"
 EOF
     chmod +x "$T/$side/finch.sh"
     if [ -S "$T/tmux.sock" ]; then
@@ -481,6 +577,67 @@ check_signed() {
 $dropped"
     done
 }
+
+# How each client found herald (issue 6, point 3), from its debug log (the lines SIPE 1.25
+# writes in sipe-lync-autodiscover.c, sip-transport.c and libpurple's dnssrv.c). Every SIP
+# connection must go to the host and port discovery produced; herald's TLS port is one no
+# fixed fallback would try, so no other way in exists.
+sip_connections() { # side: "host:port" of every SIP connection SIPE opened
+    grep -a -o -E "sip_transport_connected: '[^']+'" "$T/$1/debug.log" 2>/dev/null |
+        sed -E "s/^[^']*'([^']+)'$/\1/"
+}
+
+check_only_connections_to() { # side host:port how
+    local side=$1 want=$2 how=$3 conns c
+    conns=$(sip_connections "$side")
+    [ -n "$conns" ] || fail "$(side_user "$side"): SIPE logged no SIP connection"
+    for c in $conns; do
+        [ "$c" = "$want" ] || fail "$(side_user "$side") opened a SIP connection to $c, not to $want from $how"
+    done
+}
+
+check_discovery() {
+    local f="$T/a/debug.log" user=$USER_A fqdn port doc
+    # A: autodiscover over HTTPS. SIPE asks http:// first, which has no listener here.
+    grep -a -q -F "sipe_lync_autodiscover_request: trying 'https://LyncDiscoverInternal.$DOMAIN/?sipuri=$user'" "$f" ||
+        fail "$user did not try autodiscover at https://LyncDiscoverInternal.$DOMAIN/"
+    grep -a -q -E "sipe_lync_autodiscover_parse: user https://lyncdiscoverinternal\.$DOMAIN/Autodiscover/AutodiscoverService\.svc/root/user\?sipuri=$user\$" "$f" ||
+        fail "$user did not follow the root document's User link (herald's autodiscover root answer was not accepted)"
+    grep -a -q 'lync_autodiscover_cb: got server list' "$f" ||
+        fail "$user's autodiscover produced no server list"
+    # The user document herald served (SIPE logs HTTP bodies in unsafe debug mode); its
+    # SipClientInternalAccess is where A must have connected.
+    doc=$(grep -a -o -E '<SipClientInternalAccess fqdn="[^"]+" port="[0-9]+"/>' "$f" | head -n1)
+    [ -n "$doc" ] || fail "$user's debug log holds no autodiscover user document with SipClientInternalAccess"
+    fqdn=$(sed -E 's/.*fqdn="([^"]+)".*/\1/' <<<"$doc")
+    port=$(sed -E 's/.*port="([0-9]+)".*/\1/' <<<"$doc")
+    [ "$port" = "$SIP_TLS_PORT" ] ||
+        fail "autodiscover gave $user port $port, but herald's TLS listener is on $SIP_TLS_PORT"
+    grep -a -q -F "transport_connect - hostname: $fqdn port: $port" "$f" ||
+        fail "$user did not connect to the autodiscovered registrar $fqdn:$port"
+    if grep -a -q 'dnssrv: querying SRV' "$f"; then
+        fail "$user queried DNS SRV although autodiscover answered: $(grep -a -m1 'dnssrv: querying SRV' "$f")"
+    fi
+    check_only_connections_to a "$fqdn:$port" "autodiscover"
+    log "discovery: $user found herald through autodiscover over HTTPS (https://LyncDiscoverInternal.$DOMAIN/ -> User link -> SipClientInternalAccess $fqdn:$port)"
+
+    # B: autodiscover leads nowhere, then DNS SRV answered by herald's DNS.
+    f="$T/b/debug.log" user=$USER_B
+    grep -a -q 'no Lync Autodiscover servers found; trying SRV records next' "$f" ||
+        fail "$user did not fall back from autodiscover to DNS SRV"
+    grep -a -q -F "dnssrv: querying SRV record for $DOMAIN: _sipinternaltls._tcp.$DOMAIN" "$f" ||
+        fail "$user did not query _sipinternaltls._tcp.$DOMAIN"
+    doc=$(grep -a -o -E 'sipe_core_dns_resolved - SRV hostname: [^ ]+ port: [0-9]+' "$f" | head -n1)
+    [ -n "$doc" ] || fail "$user got no SRV answer from herald's DNS for _sipinternaltls._tcp.$DOMAIN"
+    fqdn=$(awk '{ print $5 }' <<<"$doc")
+    port=$(awk '{ print $7 }' <<<"$doc")
+    [ "$port" = "$SIP_TLS_PORT" ] ||
+        fail "herald's SRV answer gave $user port $port, but herald's TLS listener is on $SIP_TLS_PORT"
+    check_only_connections_to b "$fqdn:$port" "the SRV answer"
+    log "discovery: $user found herald through DNS SRV (_sipinternaltls._tcp.$DOMAIN -> $fqdn:$port, A $fqdn from herald's DNS)"
+}
+
+[ -z "$DISCOVERY" ] || check_discovery
 
 NTLM=""
 [ "$AUTH" = ntlm ] && [ -z "${SIPE_TRUSTED:-}" ] && NTLM=1
@@ -631,6 +788,63 @@ PRESENCE_B=$(q b PurpleAccountGetPresence int32:"$ACC_B")
 for status in busy available; do
     status_step b "$ACC_B" "$PRESENCE_B" "$USER_B" a "$ACC_A" "$status"
 done
+
+# ---------------------------------------------------------------------------------------------
+# 6. Off Work (issue 6, point 4): SIPE has no such status (its statuses are available, busy,
+#    do-not-disturb, be-right-back, away, offline, invisible; sipe-status.c knows no off-work
+#    token), so a second endpoint of A that is not SIPE publishes it the way Lync 2013 does:
+#    SIPp, signed in with Digest, sends a SERVICE with A's manual userState 15500 + activity
+#    token off-work (tests/sipp/lync_user_state.xml). SIPE maps every availability in
+#    15000-17999 to "away" whatever the token (sipe_ocs2007_status_from_legacy_availability),
+#    so B must show A away, and the categories herald sent B must carry the off-work token.
+# ---------------------------------------------------------------------------------------------
+
+# Runs one SIPp scenario from tests/sipp against herald's TCP listener, in its own folder under
+# $T/sipp/<name> (message trace and error log there). Foreground unless the caller adds `&`;
+# bounded by SIPp's -timeout and by timeout(1). SIPp computes every Digest response for the
+# one URI given (`auth-uri`, without "sip:"), so a scenario addresses one Request-URI.
+run_sipp() { # name scenario user password auth-uri seconds extra-sipp-args...
+    local name=$1 scenario=$2 user=$3 password=$4 auth_uri=$5 secs=$6
+    shift 6
+    mkdir -p "$T/sipp/$name"
+    (cd "$T/sipp/$name" && exec timeout $((secs + 5)) sipp "$TCP_ADDR" \
+        -sf "$REPO/tests/sipp/$scenario" -t t1 -i 127.0.0.1 -m 1 \
+        -s "$user" -au "$user" -ap "$password" -auth_uri "$auth_uri" -key user_domain "$DOMAIN" \
+        -nostdin -trace_err -trace_msg -timeout "${secs}s" -timeout_error -recv_timeout 10000 \
+        "$@" >"$T/sipp/$name/stdout" 2>&1 </dev/null)
+}
+
+# What SIPp logged for a failed run.
+sipp_story() { # name
+    local f
+    for f in "$T/sipp/$1"/*_errors.log "$T/sipp/$1"/*_messages.log "$T/sipp/$1/stdout"; do
+        [ -f "$f" ] || continue
+        echo "--- $f (tail)"
+        tail -n 60 "$f"
+    done
+}
+
+# Messages SIPE received (unsafe debug) whose body has `pattern`, counted.
+received_with() { # side pattern
+    awk -v pat="$2" '
+        /MESSAGE START <<<<<<<<<</ { inmsg = 1; next }
+        /MESSAGE END/              { inmsg = 0; next }
+        inmsg && index($0, pat)    { n++ }
+        END                        { print n + 0 }
+    ' "$T/$1/debug.log" 2>/dev/null
+}
+
+offwork_before=$(received_with b 'token="off-work"')
+log "Off Work: a second endpoint of $USER_A (SIPp, Digest) publishes userState 15500 + off-work"
+t0=$(now_ms)
+run_sipp offwork lync_user_state.xml "${USER_A%@*}" "$PASS_A" "$USER_A" 20 -key availability 15500 -key token off-work ||
+    fail "the second endpoint's Off Work publication failed (SIPp):
+$(sipp_story offwork)"
+await_buddy_status b "$ACC_B" "sip:$USER_A" away "$STATUS_TIMEOUT" "$USER_A's other endpoint sets Off Work"
+[ "$(received_with b 'token="off-work"')" -gt "$offwork_before" ] ||
+    fail "$USER_B shows $USER_A away, but no presence document herald sent it carried the off-work token"
+log "Off Work: $USER_B's SIPE got A's state with token off-work and shows A '$(buddy_status b "$ACC_B" "sip:$USER_A")' ($(($(now_ms) - t0)) ms including SIPp's sign-in)"
+log "Off Work: $USER_A's own SIPE now shows itself '$(own_status a "$ACC_A")'"
 
 # A signs out: B must show A offline.
 DBUS_SESSION_BUS_ADDRESS=$BUS_A timeout 5 purple-send PurpleAccountSetEnabled \
