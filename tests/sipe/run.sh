@@ -7,6 +7,19 @@
 # libxml2 SAX1 shim (../shared/tools/sipe/sax1shim.c) is preloaded so SIPE can parse XML on
 # Debian 12; purple-send (libpurple's D-Bus API) reads buddy state and sets own status.
 #
+# Steps, each failing with a message that names it:
+#   1. discovery: the accounts' server setting is empty; inside a private network namespace
+#      whose resolver is herald's own DNS, A finds herald through Lync autodiscover over HTTPS,
+#      B (autodiscover names blocked) through DNS SRV; checked from their debug logs;
+#   2. NTLM sign-in over TLS, contact lists and display names;
+#   3. A: Busy, Do Not Disturb, Be Right Back, Away, Available, each seen by B within 1 s of
+#      A's publication; B: Busy, Available seen by A;
+#   4. Off Work, published for A by a second, non-SIPE endpoint (SIPp, Digest, SERVICE), seen
+#      by B as away with the off-work token;
+#   5. a SIMPLE client (SIPp, Digest, PIDF): its busy/away/removed publications seen by A's
+#      SIPE; A's Busy/Available reaching its subscription as PIDF within 1 s;
+#   6. A signs out: B shows A offline, the SIMPLE watcher gets <basic>closed</basic>.
+#
 # Usage: tests/sipe/run.sh            (from anywhere; exits 0 only when every step passed)
 #
 # Environment:
@@ -32,7 +45,8 @@
 #   SIPE_TRUSTED=1         diagnostic mode, NOT the acceptance test: herald trusts 127.0.0.0/8
 #                          ([sip] trusted_networks), so it answers the unauthenticated REGISTER
 #                          with 200 and SIPE signs in without NTLM (brief §1.2); the NTLM checks
-#                          are skipped. Exercises the presence ladder before NTLM exists.
+#                          are skipped. Exercises the presence ladder before NTLM exists. The
+#                          SIPp steps (Off Work, SIMPLE) expect Digest challenges and fail in it.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -45,6 +59,10 @@ NAME_A="Alice Anders"
 NAME_B="Bob Builder"
 PASS_A='Alice-pw-1'
 PASS_B='Bob-pw-2'
+# A SIMPLE (RFC 3856/3903) user on A's contact list, played by SIPp with Digest.
+USER_C=carol@$DOMAIN
+NAME_C="Carol Simple"
+PASS_C='Carol-pw-3'
 SIGNIN_TIMEOUT=${SIPE_SIGNIN_TIMEOUT:-30}
 STATUS_TIMEOUT=${SIPE_STATUS_TIMEOUT:-1}
 SIGNOUT_TIMEOUT=${SIPE_SIGNOUT_TIMEOUT:-5}
@@ -56,6 +74,8 @@ now_ms() { date +%s%3N; }
 T=""
 HERALD_PID=""
 DBUS_PIDS=()
+WATCH_PID=""
+PUBLISH_PID=""
 FAILED=0
 
 # ---------------------------------------------------------------------------------------------
@@ -80,7 +100,8 @@ cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     [ "$FAILED" = 1 ] && rc=1
-    local pids=("$HERALD_PID" "${DBUS_PIDS[@]}")
+    # SIPp runs under timeout(1), which passes the TERM on to SIPp.
+    local pids=("$HERALD_PID" "${DBUS_PIDS[@]}" "$WATCH_PID" "$PUBLISH_PID")
     if [ -n "$T" ]; then
         for side in a b; do
             [ -f "$T/$side/finch.pid" ] && pids+=("$(cat "$T/$side/finch.pid")")
@@ -94,6 +115,7 @@ cleanup() {
             cp "$T/a/debug.log" "$SIPE_ARTIFACTS/finch-a.log" 2>/dev/null
             cp "$T/b/debug.log" "$SIPE_ARTIFACTS/finch-b.log" 2>/dev/null
             cp "$T/herald/serve.log" "$SIPE_ARTIFACTS/herald.log" 2>/dev/null
+            [ -d "$T/sipp" ] && cp -r "$T/sipp" "$SIPE_ARTIFACTS/sipp" 2>/dev/null
         fi
         if [ "$rc" = 0 ] && [ -z "${SIPE_KEEP:-}" ]; then
             rm -rf "$T"
@@ -230,6 +252,8 @@ command -v gcc >/dev/null || need_install+=(gcc libc6-dev)
 [ -e /usr/include/libxml2/libxml/parser.h ] || need_install+=(libxml2-dev)
 command -v timeout >/dev/null || need_install+=(coreutils)
 command -v sipp >/dev/null || need_install+=(sip-tester)
+command -v ip >/dev/null || need_install+=(iproute2)
+command -v unshare >/dev/null || need_install+=(util-linux)
 if [ ${#need_install[@]} -gt 0 ]; then
     [ -n "${SIPE_NO_INSTALL:-}" ] && fail "missing packages: ${need_install[*]} (SIPE_NO_INSTALL is set)"
     SUDO=()
@@ -402,6 +426,9 @@ CERT=$T/herald/data/tls/cert.pem
 
 hcli contact add "$USER_A" "$USER_B" >/dev/null || fail "herald contact add $USER_A $USER_B failed"
 hcli contact add "$USER_B" "$USER_A" >/dev/null || fail "herald contact add $USER_B $USER_A failed"
+printf '%s\n' "$PASS_C" | hcli user add "sip:$USER_C" --display-name "$NAME_C" --password-stdin >/dev/null ||
+    fail "herald user add $USER_C failed"
+hcli contact add "$USER_A" "$USER_C" >/dev/null || fail "herald contact add $USER_A $USER_C failed"
 
 # ---------------------------------------------------------------------------------------------
 # 4. The two clients
@@ -846,12 +873,105 @@ await_buddy_status b "$ACC_B" "sip:$USER_A" away "$STATUS_TIMEOUT" "$USER_A's ot
 log "Off Work: $USER_B's SIPE got A's state with token off-work and shows A '$(buddy_status b "$ACC_B" "sip:$USER_A")' ($(($(now_ms) - t0)) ms including SIPp's sign-in)"
 log "Off Work: $USER_A's own SIPE now shows itself '$(own_status a "$ACC_A")'"
 
+# ---------------------------------------------------------------------------------------------
+# 7. A SIMPLE client and SIPE (issue 6, point 4): carol, played by SIPp with Digest over TCP.
+#    Her PIDF publications (RFC 3863 + RFC 4480 activities: busy, then away, then removed) must
+#    show in A's SIPE as busy, away, offline; and A's SIPE status changes must reach her
+#    subscription (Accept: application/pidf+xml) as PIDF NOTIFYs with the right basic status and
+#    activity, A's sign-out as <basic>closed</basic>.
+# ---------------------------------------------------------------------------------------------
+
+# The NOTIFYs a SIPp run received, one a line: "<date> <time>|<body on one line>".
+sipp_notifies() { # name
+    cat "$T/sipp/$1"/*_messages.log 2>/dev/null | awk '
+        function flush() { if (notify) print ts "|" body; notify = 0 }
+        /^-----------------------------------------------  *[0-9]/ { flush(); ts = $2 " " $3; state = 0; next }
+        state == 0 && / message received / { state = 1; next }
+        state == 1 && /^NOTIFY / { notify = 1; state = 2; body = ""; next }
+        state == 1 && NF { state = 9; next }
+        state == 2 { sub(/\r$/, ""); if ($0 == "") state = 3; next }
+        state == 3 { sub(/\r$/, ""); body = body $0; next }
+        END { flush() }
+    '
+}
+
+# Waits for a NOTIFY after the `before`-th whose PIDF body has every `want` (an extended regular
+# expression) and no `unwanted` one; prints its receive time (epoch ms). Fails naming `what`.
+await_simple_notify() { # name before secs what unwanted-regex want-regex...
+    local name=$1 before=$2 secs=$3 what=$4 unwanted=$5 deadline line body ok w
+    shift 5
+    deadline=$(($(now_ms) + secs * 1000))
+    while :; do
+        while IFS= read -r line; do
+            body=${line#*|}
+            ok=1
+            for w in "$@"; do
+                grep -q -E -e "$w" <<<"$body" || ok=""
+            done
+            if [ -n "$ok" ] && [ -n "$unwanted" ] && grep -q -E -e "$unwanted" <<<"$body"; then ok=""; fi
+            if [ -n "$ok" ]; then
+                date -d "${line%%|*}" +%s%3N
+                return 0
+            fi
+        done < <(sipp_notifies "$name" | sed -n "$((before + 1)),\$p")
+        if [ "$(now_ms)" -ge "$deadline" ]; then
+            fail "$what: the SIMPLE watcher got no PIDF NOTIFY matching '$*'${unwanted:+ without '$unwanted'} within $secs s; its NOTIFY bodies since:
+$(sipp_notifies "$name" | sed -n "$((before + 1)),\$p")
+$(sipp_story "$name")"
+        fi
+        sleep 0.05
+    done
+}
+
+notify_count() { sipp_notifies "$1" | wc -l; }
+
+log "SIMPLE: $USER_C (SIPp, Digest) subscribes to $USER_A's presence as PIDF"
+run_sipp watch simple_watcher.xml "${USER_C%@*}" "$PASS_C" "$USER_A" 120 -key presentity "$USER_A" &
+WATCH_PID=$!
+# A is Off Work now (the second endpoint's state): open, away, with the off-work token.
+await_simple_notify watch 0 10 "$USER_C's first NOTIFY for $USER_A (Off Work)" "" \
+    '<basic>open</basic>' 'away' 'off-work' >/dev/null || exit 1
+log "SIMPLE: $USER_C's first NOTIFY shows $USER_A open + away + off-work: $(sipp_notifies watch | tail -n1 | cut -d'|' -f2- | grep -o -E '<basic>[a-z]+</basic>|<[a-z]*:?activities>.*</[a-z]*:?activities>' | tr -d '\n')"
+
+log "SIMPLE: $USER_C publishes PIDF busy, then away, then removes her publication"
+run_sipp publish simple_publisher.xml "${USER_C%@*}" "$PASS_C" "$USER_C" 20 &
+PUBLISH_PID=$!
+await_buddy_status a "$ACC_A" "sip:$USER_C" busy 3 "$USER_C publishes PIDF busy"
+await_buddy_status a "$ACC_A" "sip:$USER_C" away 4 "$USER_C publishes PIDF away"
+await_buddy_status a "$ACC_A" "sip:$USER_C" offline 4 "$USER_C removes her publication"
+wait "$PUBLISH_PID" || fail "the SIMPLE publisher (SIPp) failed:
+$(sipp_story publish)"
+PUBLISH_PID=""
+
+# A's status changes reach carol as PIDF, within STATUS_TIMEOUT of A's publication.
+simple_step() { # status unwanted want...
+    local status=$1 unwanted=$2 before n0 t0 t1
+    shift 2
+    before=$(publications a | wc -l)
+    n0=$(notify_count watch)
+    set_status a "$PRESENCE_A" "$status"
+    t0=$(await_publication a "$(availability_of "$status")" "$before") || exit 1
+    t1=$(await_simple_notify watch "$n0" 5 "$USER_A sets $status" "$unwanted" "$@") || exit 1
+    [ $((t1 - t0)) -le $((STATUS_TIMEOUT * 1000)) ] ||
+        fail "$USER_A sets $status: the SIMPLE watcher's PIDF NOTIFY came $((t1 - t0)) ms after the publication (limit ${STATUS_TIMEOUT} s)"
+    log "$USER_A sets $status: $USER_C (SIMPLE) got PIDF $* $((t1 - t0)) ms after its publication"
+}
+simple_step busy 'away|off-work' '<basic>open</basic>' ':busy/>'
+simple_step available 'busy/>|away/>|off-work' '<basic>open</basic>'
+
 # A signs out: B must show A offline.
+closed_before=$(notify_count watch)
 DBUS_SESSION_BUS_ADDRESS=$BUS_A timeout 5 purple-send PurpleAccountSetEnabled \
     int32:"$ACC_A" string:gnt-purple int32:0 >/dev/null 2>&1 || fail "disabling account A failed"
 await_buddy_status b "$ACC_B" "sip:$USER_A" offline "$SIGNOUT_TIMEOUT" "A signs out"
 online=$(q b PurplePresenceIsOnline int32:"$(q b PurpleBuddyGetPresence int32:"$(q b PurpleFindBuddy int32:"$ACC_B" string:"sip:$USER_A")")")
 [ "$online" = 0 ] || fail "B still reports A online after A signed out"
+# ... and the SIMPLE watcher gets <basic>closed</basic>, after which its scenario ends.
+await_simple_notify watch "$closed_before" 10 "A signs out" "" '<basic>closed</basic>' >/dev/null || exit 1
+wait "$WATCH_PID" || fail "the SIMPLE watcher (SIPp) failed:
+$(sipp_story watch)"
+WATCH_PID=""
+log "A signs out: $USER_C (SIMPLE) got PIDF <basic>closed</basic>"
 
 [ -z "$NTLM" ] || check_signed
 
