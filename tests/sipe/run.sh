@@ -978,6 +978,6 @@ log "A signs out: $USER_C (SIMPLE) got PIDF <basic>closed</basic>"
 if [ -n "${SIPE_TRUSTED:-}" ]; then
     log "PASS (diagnostic mode, no authentication): sign-in over TLS, contact lists, display names and presence both ways"
 else
-    log "PASS: NTLM sign-in over TLS, contact lists, display names and presence both ways"
+    log "PASS: ${DISCOVERY:+auto-discovery (autodiscover over HTTPS, DNS SRV), }NTLM sign-in over TLS, contact lists, display names, presence both ways, Off Work from a second endpoint, SIMPLE (PIDF) both ways"
 fi
 exit 0
