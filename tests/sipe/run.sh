@@ -936,9 +936,11 @@ log "SIMPLE: $USER_C's first NOTIFY shows $USER_A open + away + off-work: $(sipp
 log "SIMPLE: $USER_C publishes PIDF busy, then away, then removes her publication"
 run_sipp publish simple_publisher.xml "${USER_C%@*}" "$PASS_C" "$USER_C" 20 &
 PUBLISH_PID=$!
-await_buddy_status a "$ACC_A" "sip:$USER_C" busy 3 "$USER_C publishes PIDF busy"
-await_buddy_status a "$ACC_A" "sip:$USER_C" away 4 "$USER_C publishes PIDF away"
-await_buddy_status a "$ACC_A" "sip:$USER_C" offline 4 "$USER_C removes her publication"
+# Each state lasts 3 s (the scenario's pauses). The waits are longer, so a loaded machine does
+# not fail them, but each state is only visible in its own window: a missed one still fails.
+await_buddy_status a "$ACC_A" "sip:$USER_C" busy 5 "$USER_C publishes PIDF busy"
+await_buddy_status a "$ACC_A" "sip:$USER_C" away 6 "$USER_C publishes PIDF away"
+await_buddy_status a "$ACC_A" "sip:$USER_C" offline 6 "$USER_C removes her publication"
 wait "$PUBLISH_PID" || fail "the SIMPLE publisher (SIPp) failed:
 $(sipp_story publish)"
 PUBLISH_PID=""
