@@ -214,9 +214,11 @@ dump_all() {
 }
 
 # A fatal client-side error in the debug log, if any (so a doomed sign-in fails fast).
+# Failed autodiscover requests (sipe_http_*: an HTTP transport dropped) are not fatal: with
+# discovery SIPE expects some of them and moves on to the next method.
 fatal_error() { # side
-    grep -a -m1 -E 'Authentication failed|Incompatible authentication scheme|Invalid message signature|You have been rejected by the server|received incompatible NTLM|Connection error on|SSL Connection Failed|SSL peer presented an invalid certificate|Password is required|Service unavailable|sip_sec_init_context: failed' \
-        "$T/$1/debug.log" 2>/dev/null
+    grep -a -E 'Authentication failed|Incompatible authentication scheme|Invalid message signature|You have been rejected by the server|received incompatible NTLM|Connection error on|SSL Connection Failed|SSL peer presented an invalid certificate|Password is required|Service unavailable|sip_sec_init_context: failed' \
+        "$T/$1/debug.log" 2>/dev/null | grep -a -v -m1 'sipe: sipe_http_'
 }
 
 fail() {
