@@ -822,7 +822,7 @@ done
 # 6. Off Work (issue 6, point 4): SIPE has no such status (its statuses are available, busy,
 #    do-not-disturb, be-right-back, away, offline, invisible; sipe-status.c knows no off-work
 #    token), so a second endpoint of A that is not SIPE publishes it the way Lync 2013 does:
-#    SIPp, signed in with Digest, sends a SERVICE with A's manual userState 15500 + activity
+#    SIPp, authenticated with Digest, sends a SERVICE with A's manual userState 15500 + activity
 #    token off-work (tests/sipp/lync_user_state.xml). SIPE maps every availability in
 #    15000-17999 to "away" whatever the token (sipe_ocs2007_status_from_legacy_availability),
 #    so B must show A away, and the categories herald sent B must carry the off-work token.
@@ -863,16 +863,31 @@ received_with() { # side pattern
     ' "$T/$1/debug.log" 2>/dev/null
 }
 
+# When SIPp received each 200 to a request of `method` (epoch ms, one a line), from its trace.
+sipp_200_times() { # name method
+    cat "$T/sipp/$1"/*_messages.log 2>/dev/null | awk -v m="$2" '
+        /^-----------------------------------------------  *[0-9]/ { ts = $2 " " $3; state = 0; next }
+        state == 0 && / message received / { state = 1; next }
+        state == 1 && /^SIP\/2\.0 200/ { state = 2; next }
+        state == 1 && NF { state = 9; next }
+        state == 2 && /^CSeq:/ { sub(/\r$/, ""); if ($3 == m) print ts; state = 9 }
+    ' | while read -r d; do date -d "$d" +%s%3N; done
+}
+sipp_last_200() { sipp_200_times "$@" | tail -n1; } # name method
+
 offwork_before=$(received_with b 'token="off-work"')
 log "Off Work: a second endpoint of $USER_A (SIPp, Digest) publishes userState 15500 + off-work"
 t0=$(now_ms)
 run_sipp offwork lync_user_state.xml "${USER_A%@*}" "$PASS_A" "$USER_A" 20 -key availability 15500 -key token off-work ||
     fail "the second endpoint's Off Work publication failed (SIPp):
 $(sipp_story offwork)"
-await_buddy_status b "$ACC_B" "sip:$USER_A" away "$STATUS_TIMEOUT" "$USER_A's other endpoint sets Off Work"
+t_pub=$(sipp_last_200 offwork SERVICE)
+[ -n "$t_pub" ] || fail "the second endpoint's SIPp trace shows no 200 to its SERVICE:
+$(sipp_story offwork)"
+await_buddy_status b "$ACC_B" "sip:$USER_A" away "$STATUS_TIMEOUT" "$USER_A's other endpoint sets Off Work" "$t_pub"
 [ "$(received_with b 'token="off-work"')" -gt "$offwork_before" ] ||
     fail "$USER_B shows $USER_A away, but no presence document herald sent it carried the off-work token"
-log "Off Work: $USER_B's SIPE got A's state with token off-work and shows A '$(buddy_status b "$ACC_B" "sip:$USER_A")' ($(($(now_ms) - t0)) ms including SIPp's sign-in)"
+log "Off Work: $USER_B's SIPE got A's state with token off-work and shows A '$(buddy_status b "$ACC_B" "sip:$USER_A")' ($(($(now_ms) - t0)) ms after SIPp started, Digest round trips included)"
 log "Off Work: $USER_A's own SIPE now shows itself '$(own_status a "$ACC_A")'"
 
 # ---------------------------------------------------------------------------------------------
@@ -940,12 +955,24 @@ run_sipp publish simple_publisher.xml "${USER_C%@*}" "$PASS_C" "$USER_C" 20 &
 PUBLISH_PID=$!
 # Each state lasts 3 s (the scenario's pauses). The waits are longer, so a loaded machine does
 # not fail them, but each state is only visible in its own window: a missed one still fails.
-await_buddy_status a "$ACC_A" "sip:$USER_C" busy 5 "$USER_C publishes PIDF busy"
-await_buddy_status a "$ACC_A" "sip:$USER_C" away 6 "$USER_C publishes PIDF away"
-await_buddy_status a "$ACC_A" "sip:$USER_C" offline 6 "$USER_C removes her publication"
+seen=()
+for step in "busy 5 publishes PIDF busy" "away 6 publishes PIDF away" "offline 6 removes her publication"; do
+    read -r want secs what <<<"$step"
+    await_buddy_status a "$ACC_A" "sip:$USER_C" "$want" "$secs" "$USER_C $what"
+    seen+=("$(now_ms)")
+done
 wait "$PUBLISH_PID" || fail "the SIMPLE publisher (SIPp) failed:
 $(sipp_story publish)"
 PUBLISH_PID=""
+# Each state must have shown within STATUS_TIMEOUT of the 200 to its PUBLISH.
+mapfile -t published < <(sipp_200_times publish PUBLISH)
+[ "${#published[@]}" = 3 ] || fail "the SIMPLE publisher's trace shows ${#published[@]} PUBLISH 200s, expected 3:
+$(sipp_story publish)"
+for i in 0 1 2; do
+    [ $((seen[i] - published[i])) -le $((STATUS_TIMEOUT * 1000)) ] ||
+        fail "$USER_A's SIPE showed $USER_C's PIDF publication $((i + 1)) $((seen[i] - published[i])) ms after herald accepted it (limit ${STATUS_TIMEOUT} s)"
+done
+log "SIMPLE: $USER_A's SIPE showed $USER_C busy, away, offline $((seen[0] - published[0])), $((seen[1] - published[1])), $((seen[2] - published[2])) ms after herald accepted each PUBLISH"
 
 # A's status changes reach carol as PIDF, within STATUS_TIMEOUT of A's publication.
 simple_step() { # status unwanted want...
