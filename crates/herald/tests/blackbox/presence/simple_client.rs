@@ -15,6 +15,10 @@
 //! Digest MD5 alone (`digest_algorithms = ["MD5"]`, `auth_schemes = ["digest"]`), which is
 //! how a deployment with such clients is configured.
 //!
+//! One test configures baresip with the server's IP address in place of a domain (no outbound
+//! proxy), as a client without DNS is set up: herald takes its own listen addresses as its
+//! domain.
+//!
 //! Each state baresip shows is also checked against the NOTIFY it received, which it prints
 //! with `-s` (SIP trace): a wrong mapping fails on the display (Busy, Online) or on the PIDF
 //! (Away must arrive as basic open with `<rpid:away/>`, not as closed, though both display
@@ -106,7 +110,20 @@ struct Baresip {
 }
 
 impl Baresip {
+    /// baresip signed in as `user` through the server as outbound proxy (the usual set-up:
+    /// AOR in the domain, the server's address as proxy).
     fn start(server: &Server, user: &str, contact: &str) -> Self {
+        let account = format!(
+            "<{}>;auth_pass={};outbound=\"sip:{};transport=udp\";regint=600;pubint=600\n",
+            uri(user),
+            password(user),
+            server.udp()
+        );
+        Self::start_with(&account, contact)
+    }
+
+    /// baresip with the account line `account` (baresip's `accounts` file syntax).
+    fn start_with(account: &str, contact: &str) -> Self {
         let binary = baresip_binary();
         let modules = module_path();
         let dir = tempfile::Builder::new()
@@ -127,17 +144,10 @@ impl Baresip {
              ctrl_tcp_listen\t\t{ctrl}\n",
             modules.display()
         );
-        // The server as outbound proxy: every request goes there whatever its Request-URI.
-        let account = format!(
-            "<{}>;auth_pass={};outbound=\"sip:{};transport=udp\";regint=600;pubint=600\n",
-            uri(user),
-            password(user),
-            server.udp()
-        );
         let contacts = format!("\"{contact}\" <{contact}>;presence=p2p\n");
         for (name, text) in [
             ("config", config),
-            ("accounts", account),
+            ("accounts", account.to_owned()),
             ("contacts", contacts),
         ] {
             std::fs::write(dir.path().join(name), text).expect("writing baresip's config");
@@ -460,5 +470,39 @@ fn rfc3903_a_lync_watcher_sees_baresips_publications() {
         "publish→notify latency (baresip ctrl_tcp command → its PUBLISH → Lync watcher's \
          NOTIFY, UDP, Digest): {}",
         spread(&mut latencies)
+    );
+}
+
+/// A client configured with the server's IP address instead of a domain (no DNS, no outbound
+/// proxy): baresip registers `sip:bs-alice@127.0.0.1:<port>` and subscribes to
+/// `sip:bs-bob@127.0.0.1:<port>`. herald takes its own address as its domain, so that is
+/// bs-bob of the test domain, and baresip sees the Lync user go Busy.
+#[test]
+fn rfc3261_10_3_baresip_addressing_the_server_by_ip_sees_a_lync_user_go_busy() {
+    let s = start_server();
+    let at = s.udp();
+    let account = format!(
+        "<sip:bs-alice@{at}>;auth_pass={};regint=600;pubint=0\n",
+        password("bs-alice")
+    );
+    let bob_by_ip = format!("sip:bs-bob@{at}");
+    let client = Baresip::start_with(&account, &bob_by_ip);
+    client.wait_for_status(&bob_by_ip, "Offline");
+    // The subscription to bs-bob@127.0.0.1 is bs-bob's, from bs-alice of the test domain.
+    let (status, report) =
+        crate::support::http::get(s.admin(), &format!("/presence/bs-bob@{DOMAIN}"));
+    assert_eq!(status, 200, "{report}");
+    assert!(report.contains(&format!("bs-alice@{DOMAIN}")), "{report}");
+
+    let mut b = peer(&s, "bs-bob");
+    assert_answer(&b.register(3600, Some("b1b1b1b1b1")), 200, "REGISTER");
+    client.wait_for_status(&bob_by_ip, "Online");
+    let sent = lync_state(&mut b, "b1b1b1b1b1", 0, 6500);
+    let seen = client.wait_for_status(&bob_by_ip, "Busy");
+    let body = client.last_notify_body();
+    assert!(body.contains("<rpid:busy/>"), "{body}");
+    println!(
+        "publish→notify latency (Lync SERVICE → baresip that addresses the server by IP): {:.2} ms",
+        seen.saturating_duration_since(sent).as_secs_f64() * 1000.0
     );
 }
