@@ -34,7 +34,7 @@ use super::spread;
 use crate::support::presence::{
     CATEGORY_PUBLISH, Peer, Received, assert_answer, category_publish, state_publication,
 };
-use crate::support::{Account, Server, Setup, SipClient};
+use crate::support::{Account, Server, Setup, SipClient, tail};
 
 const DOMAIN: &str = "baresip.test";
 /// SIPE's userState instance (0x20000000).
@@ -68,22 +68,6 @@ fn peer(server: &Server, user: &str) -> Peer {
         SipClient::udp(server.udp()),
         Account::new(user, &password(user), DOMAIN),
     )
-}
-
-/// The `baresip` on PATH; missing, the test fails (`scripts/test.sh` installs Debian's
-/// baresip-core).
-fn baresip_binary() -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("baresip"))
-            .find(|p| p.is_file())
-    });
-    found.unwrap_or_else(|| {
-        panic!(
-            "baresip is not installed: run `bash scripts/test.sh` (it installs Debian's \
-             baresip-core), or `apt-get install baresip-core`"
-        )
-    })
 }
 
 /// The folder of baresip's loadable modules (Debian's path, or `HERALD_BARESIP_MODULES`).
@@ -124,7 +108,7 @@ impl Baresip {
 
     /// baresip with the account line `account` (baresip's `accounts` file syntax).
     fn start_with(account: &str, contact: &str) -> Self {
-        let binary = baresip_binary();
+        let binary = crate::support::tool_binary("baresip", "baresip-core");
         let modules = module_path();
         let dir = tempfile::Builder::new()
             .prefix("herald-baresip-")
@@ -316,14 +300,6 @@ fn json_string_field(json: &str, name: &str) -> Option<String> {
         }
     }
     None
-}
-
-fn tail(text: &str, n: usize) -> &str {
-    let start = text.len().saturating_sub(n);
-    let start = (start..text.len())
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(text.len());
-    &text[start..]
 }
 
 /// A Lync client's manual state, as SIPE publishes it (userState in containers 2 and 3).

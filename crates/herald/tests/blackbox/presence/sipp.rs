@@ -59,7 +59,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::presence::{Peer, assert_answer, pidf};
-use crate::support::{Account, Server, Setup, SipClient};
+use crate::support::{Account, Server, Setup, SipClient, tail};
 
 const DOMAIN: &str = "sipp-presence.test";
 
@@ -235,14 +235,6 @@ fn assert_passed(run: (i32, String), calls: u32, server: &Server, what: &str) {
     assert_eq!(cumulative("Successful call"), Some(calls), "{what}:\n{out}");
     assert_eq!(cumulative("Failed call"), Some(0), "{what}:\n{out}");
     println!("sipp {what}: {calls} successful call(s)");
-}
-
-fn tail(text: &str, n: usize) -> &str {
-    let start = text.len().saturating_sub(n);
-    let start = (start..text.len())
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(text.len());
-    &text[start..]
 }
 
 /// Publishes a state for `user` (as the user, over a trusted socket) so the scenarios'
