@@ -590,6 +590,19 @@ mod tests {
     }
 
     #[test]
+    fn domain_aliases_are_normalised_names_or_addresses() {
+        let c = parse(
+            "[sip]\ndomain = \"a.test\"\ndomain_aliases = [\"PBX.Example.NET.\", \"192.0.2.1\", \"[2001:DB8::1]\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.sip.domain_aliases,
+            ["pbx.example.net", "192.0.2.1", "2001:db8::1"]
+        );
+        assert!(parse("[sip]\ndomain = \"a.test\"\ndomain_aliases = [\"bad name\"]\n").is_err());
+    }
+
+    #[test]
     fn bad_domain_is_refused() {
         assert!(parse("[sip]\ndomain = \"bad domain\"\n").is_err());
         assert!(parse("[sip]\ndomain = \"-a.test\"\n").is_err());
