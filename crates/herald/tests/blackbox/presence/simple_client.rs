@@ -1,8 +1,8 @@
 //! A real Debian SIMPLE client against `herald serve` (issue 3: "a Debian SIMPLE client sees a
 //! Lync-dialect user go Busy"): baresip (Debian `baresip-core`), run headless with a private
-//! config folder, registers as one user with Digest over UDP, SUBSCRIBEs to the presence of
-//! the contact in its contacts file (`;presence=p2p`) and PUBLISHes its own status as PIDF.
-//! The test drives and reads it through its `ctrl_tcp` module (JSON in netstrings): the
+//! config folder, registers as one user with Digest over UDP (one test: TCP), SUBSCRIBEs to
+//! the presence of the contact in its contacts file (`;presence=p2p`) and PUBLISHes its own
+//! status as PIDF. The test drives and reads it through its `ctrl_tcp` module (JSON in netstrings): the
 //! `contacts` command lists each contact with the status baresip derived from the last
 //! NOTIFY, and `presence_online` / `presence_offline` change its own status.
 //!
@@ -42,10 +42,10 @@ const USER_STATE: u32 = 536_870_912;
 /// How long baresip may take to show a change.
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A server baresip can sign in to: Digest MD5 only (see the module documentation), UDP.
+/// A server baresip can sign in to: Digest MD5 only (see the module documentation), UDP and
+/// TCP.
 fn start_server() -> Server {
     let mut setup = Setup::new(DOMAIN)
-        .tcp(&[])
         .tls(&[])
         .sip("digest_algorithms", "[\"MD5\"]")
         .sip("auth_schemes", "[\"digest\"]");
@@ -97,11 +97,19 @@ impl Baresip {
     /// baresip signed in as `user` through the server as outbound proxy (the usual set-up:
     /// AOR in the domain, the server's address as proxy).
     fn start(server: &Server, user: &str, contact: &str) -> Self {
+        Self::start_over(server, "udp", user, contact)
+    }
+
+    /// [`Baresip::start`] with `transport` (`udp`, `tcp`) to the server.
+    fn start_over(server: &Server, transport: &str, user: &str, contact: &str) -> Self {
+        let proxy = match transport {
+            "tcp" => server.tcp(),
+            _ => server.udp(),
+        };
         let account = format!(
-            "<{}>;auth_pass={};outbound=\"sip:{};transport=udp\";regint=600;pubint=600\n",
+            "<{}>;auth_pass={};outbound=\"sip:{proxy};transport={transport}\";regint=600;pubint=600\n",
             uri(user),
             password(user),
-            server.udp()
         );
         Self::start_with(&account, contact)
     }
@@ -323,9 +331,19 @@ fn lync_state(p: &mut Peer, epid: &str, version: u32, availability: u32) -> Inst
 /// Do Not Disturb 9500 as Busy. The SERVICE → change-in-baresip latency is printed.
 #[test]
 fn rfc3856_baresip_sees_a_lync_user_go_busy_away_and_available() {
+    lync_ladder_seen_by_baresip("udp");
+}
+
+/// The same with baresip on TCP: its NOTIFYs come back over its connection.
+#[test]
+fn rfc3856_baresip_over_tcp_sees_a_lync_user_go_busy_away_and_available() {
+    lync_ladder_seen_by_baresip("tcp");
+}
+
+fn lync_ladder_seen_by_baresip(transport: &str) {
     let s = start_server();
     let bob = uri("bs-bob");
-    let client = Baresip::start(&s, "bs-alice", &bob);
+    let client = Baresip::start_over(&s, transport, "bs-alice", &bob);
     // The first NOTIFY: bob has not signed in.
     client.wait_for_status(&bob, "Offline");
     let first = client.last_notify_body();
@@ -377,9 +395,18 @@ fn rfc3856_baresip_sees_a_lync_user_go_busy_away_and_available() {
             );
         }
     }
+    // The NOTIFYs came over the transport asked for (baresip's trace names each message's).
+    let server = if transport == "tcp" { s.tcp() } else { s.udp() };
+    let from_server = format!("\n{} {server} -> ", transport.to_uppercase());
+    assert!(
+        client.log().contains(&from_server),
+        "nothing from {server} over {transport} in baresip's trace:\n{}",
+        tail(&client.log(), 4000)
+    );
     println!(
-        "publish→notify latency (Lync SERVICE → baresip's contact list, UDP, Digest, polled \
-         every 5 ms over ctrl_tcp): {}",
+        "publish→notify latency (Lync SERVICE → baresip's contact list, baresip on {}, Digest, \
+         polled every 5 ms over ctrl_tcp): {}",
+        transport.to_uppercase(),
         spread(&mut latencies)
     );
 }
