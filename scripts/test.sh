@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential pkg-config sip-tester bind9-dnsutils bind9-utils curl
     # The SIPE acceptance test (tests/sipe/run.sh): a real Lync client driven headless.
-    finch pidgin-sipe libpurple-bin dbus tmux libxml2-dev iproute2 util-linux)
+    finch pidgin-sipe libpurple-bin dbus tmux libxml2-dev iproute2 util-linux
+    # The SIMPLE client of the presence black-box tests (presence::simple_client).
+    baresip-core)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

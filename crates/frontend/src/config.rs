@@ -35,6 +35,11 @@ pub struct FrontendConfig {
     pub homing: Option<crate::Homing>,
     /// NTLM ([MS-SIPAE]) beside Digest, for Lync clients; `None` offers Digest only.
     pub ntlm: Option<crate::NtlmConfig>,
+    /// Hosts that name this server itself rather than a domain: its own listen addresses
+    /// (`127.0.0.1`, `[::1]`) and configured aliases (`[sip] domain_aliases`), lower-case.
+    /// Clients that address the server by IP write `sip:alice@192.0.2.1`; as with Kamailio's
+    /// `alias`, such a user is `primary_domain`'s user. Empty: only domain names count.
+    pub domain_aliases: Vec<String>,
 }
 
 /// A configuration the pipeline cannot run with.
@@ -52,6 +57,20 @@ impl FrontendConfig {
         self.domains.iter().any(|d| d == domain)
     }
 
+    /// The served domain `host` (a URI's host as written: any case, a trailing dot, an IPv6
+    /// address in brackets or not) stands for: itself when it is one of [`Self::domains`],
+    /// [`Self::primary_domain`] when it is one of [`Self::domain_aliases`], else `None`.
+    pub fn domain_of(&self, host: &str) -> Option<&str> {
+        let host = normalize_host(host);
+        if let Some(d) = self.domains.iter().find(|d| **d == host) {
+            return Some(d);
+        }
+        self.domain_aliases
+            .iter()
+            .any(|a| normalize_host(a) == host)
+            .then_some(self.primary_domain.as_str())
+    }
+
     /// Whether requests from `ip` skip authentication.
     pub fn is_trusted(&self, ip: std::net::IpAddr) -> bool {
         self.trusted_networks.iter().any(|n| n.contains(&ip))
@@ -61,4 +80,15 @@ impl FrontendConfig {
     pub fn realm_for<'a>(&'a self, domain: &'a str) -> &'a str {
         self.realm.as_deref().unwrap_or(domain)
     }
+}
+
+/// A host as compared with domains and aliases: lower-case, without a trailing dot or the
+/// brackets of an IPv6 reference.
+pub(crate) fn normalize_host(host: &str) -> String {
+    let host = host.trim().trim_end_matches('.');
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    host.to_ascii_lowercase()
 }

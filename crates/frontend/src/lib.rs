@@ -761,7 +761,7 @@ impl<F: FlowPath> Frontend<F> {
             self.answer(now, id, &request, r);
             return Step::Done;
         }
-        let target_domain = validate::identity_domain(&request);
+        let target_domain = validate::identity_domain(&request, &self.config);
         let realm = match target_domain.as_deref() {
             Some(d) if self.config.serves(d) => self.config.realm_for(d).to_owned(),
             _ if matches!(request.method(), Method::Register) => {
@@ -784,11 +784,7 @@ impl<F: FlowPath> Frontend<F> {
                 Method::Register => request.to(),
                 _ => request.from(),
             };
-            let user = identity
-                .uri()
-                .sip()
-                .and_then(|u| herald_directory::Aor::parse(&u.aor()).ok());
-            let Some(user) = user.filter(|u| self.config.serves(u.domain().as_str())) else {
+            let Some(user) = validate::local_aor(identity.uri(), &self.config) else {
                 let r = Response::for_request(&request, 404, "Not Found")
                     .header(HeaderName::Warning, "399 herald \"not a user of ours\"");
                 self.answer(now, id, &request, r);
@@ -930,7 +926,7 @@ impl<F: FlowPath> Frontend<F> {
                     self.ntlm_restart(id, &request, destination, &config);
                     return Step::Done;
                 };
-                let domain = validate::identity_domain(&request);
+                let domain = validate::identity_domain(&request, &self.config);
                 let Some(user) = validate::user_of(message.user(), domain.as_deref(), &self.config)
                 else {
                     let r = Response::for_request(&request, 403, "Forbidden");

@@ -13,7 +13,7 @@ use crate::flow::FlowPath;
 /// Applies an authenticated REGISTER and builds its answer.
 pub(crate) fn handle<F: FlowPath>(
     registrar: &mut Registrar<F>,
-    _config: &FrontendConfig,
+    config: &FrontendConfig,
     now: Instant,
     request: &Request,
     user: &User,
@@ -22,11 +22,9 @@ pub(crate) fn handle<F: FlowPath>(
 ) -> ResponseBuilder {
     // §10.3 step 3: the authenticated user may only change its own bindings. Both sides are
     // compared in the directory's canonical form (case-insensitive user part and domain).
-    let to_aor = request.to().uri().sip().map(|u| u.aor());
-    let owns = to_aor
-        .as_deref()
-        .and_then(|a| herald_directory::Aor::parse(a).ok())
-        .is_some_and(|a| a == user.aor);
+    // A To at one of our aliases (`sip:alice@192.0.2.1`) is the primary domain's user.
+    let owns =
+        crate::validate::local_aor(request.to().uri(), config).is_some_and(|a| a == user.aor);
     if !owns {
         return Response::for_request(request, 403, "Forbidden").header(
             HeaderName::Warning,

@@ -135,12 +135,13 @@ fn understood_with_presence(tag: &str) -> bool {
 }
 
 /// Whether a REGISTER's Request-URI names this registrar: one of our domains or a host inside
-/// one (`sip.example.test`), or an IP address (a client that addresses the server directly).
+/// one (`sip.example.test`), one of our aliases, or an IP address (a client that addresses
+/// the server directly).
 pub(crate) fn request_uri_is_ours(request: &Request, config: &FrontendConfig) -> bool {
     let Some(uri) = request.uri().sip() else {
         return false;
     };
-    if uri.host().ip().is_some() {
+    if uri.host().ip().is_some() || config.domain_of(uri.host_str()).is_some() {
         return true;
     }
     let host = uri.host_str().trim_end_matches('.').to_ascii_lowercase();
@@ -153,13 +154,32 @@ pub(crate) fn request_uri_is_ours(request: &Request, config: &FrontendConfig) ->
 }
 
 /// The domain whose user the request claims to be: the To of a REGISTER (the address being
-/// registered), the From of anything else (the sender).
-pub(crate) fn identity_domain(request: &Request) -> Option<String> {
+/// registered), the From of anything else (the sender). A host that is one of our aliases
+/// (our own address, `[sip] domain_aliases`) names the primary domain.
+pub(crate) fn identity_domain(request: &Request, config: &FrontendConfig) -> Option<String> {
     let addr = match request.method() {
         Method::Register => request.to(),
         _ => request.from(),
     };
-    addr.uri().sip().map(|u| u.host_str().to_ascii_lowercase())
+    addr.uri().sip().map(|u| {
+        let host = u.host_str();
+        config
+            .domain_of(host)
+            .map_or_else(|| host.to_ascii_lowercase(), str::to_owned)
+    })
+}
+
+/// The user of ours a SIP URI names, in the directory's canonical form: `alice@example.test`
+/// for `sip:Alice@EXAMPLE.test` and, when `192.0.2.1` is one of our aliases, for
+/// `sip:alice@192.0.2.1:5060` too (RFC 3261 §10.3 step 1 and §16.4: a request addressed to the
+/// server itself is for its domain). `None` for other domains and URIs without a user.
+pub(crate) fn local_aor(uri: &Uri, config: &FrontendConfig) -> Option<Aor> {
+    let sip = uri.sip()?;
+    sip.user()?;
+    let domain = config.domain_of(sip.host_str())?;
+    let aor = sip.aor();
+    let (user, _) = aor.rsplit_once('@')?;
+    Aor::parse(&format!("{user}@{domain}")).ok()
 }
 
 /// The directory user a Digest username names: `alice@example.test` as it is, or `alice` in

@@ -110,6 +110,11 @@ pub(crate) struct SipConfig {
     /// Further SIP domains served by this server.
     #[serde(default)]
     pub(crate) extra_domains: Vec<String>,
+    /// Further names (or IP addresses) that mean this server, so a user written at one of them
+    /// (`sip:alice@pbx.example.net`) is a user of `domain`, as with Kamailio's `alias`. The
+    /// server's own listen addresses always count (all interface addresses for a wildcard).
+    #[serde(default)]
+    pub(crate) domain_aliases: Vec<String>,
     #[serde(default = "default_udp")]
     pub(crate) udp: Vec<SocketAddr>,
     #[serde(default = "default_tcp")]
@@ -356,6 +361,16 @@ impl Config {
         for d in &mut sip.extra_domains {
             *d = normalize_domain(d).context("[sip] extra_domains")?;
         }
+        for a in &mut sip.domain_aliases {
+            *a = match a
+                .trim()
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+            {
+                Ok(ip) => ip.to_string(),
+                Err(_) => normalize_domain(a).context("[sip] domain_aliases")?,
+            };
+        }
         if sip.min_expires == 0 {
             bail!("[sip] min_expires must be at least 1 second");
         }
@@ -572,6 +587,19 @@ mod tests {
     fn unknown_digest_algorithm_is_refused() {
         let e = parse("[sip]\ndomain = \"a.test\"\ndigest_algorithms = [\"SHA-1\"]\n").unwrap_err();
         assert!(e.to_string().contains("SHA-1"), "{e}");
+    }
+
+    #[test]
+    fn domain_aliases_are_normalised_names_or_addresses() {
+        let c = parse(
+            "[sip]\ndomain = \"a.test\"\ndomain_aliases = [\"PBX.Example.NET.\", \"192.0.2.1\", \"[2001:DB8::1]\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.sip.domain_aliases,
+            ["pbx.example.net", "192.0.2.1", "2001:db8::1"]
+        );
+        assert!(parse("[sip]\ndomain = \"a.test\"\ndomain_aliases = [\"bad name\"]\n").is_err());
     }
 
     #[test]

@@ -75,11 +75,13 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
     let (secret, epoch) = (rand::random(), Instant::now());
     let shards = std::thread::available_parallelism().map_or(1, usize::from);
     let homing = homing(&topology, &bound);
+    let aliases = domain_aliases(&config, &bound);
     let ntlm = ntlm_config(&config, &advertised_host(&config))?;
     let security = herald_frontend::SecurityAssociations::default();
     let cores = (0..shards)
         .map(|_| {
             let mut c = frontend_config(&config, &limits, shards);
+            c.domain_aliases.clone_from(&aliases);
             c.homing.clone_from(&homing);
             c.ntlm.clone_from(&ntlm);
             let mut core = Frontend::new(c, secret, epoch)?;
@@ -99,7 +101,10 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
     let runtime = SipRuntime::new(cores, limits.clone(), directory.clone());
     let host = advertised_host(&config);
     let engine = Engine::new(
-        engine_config(&config, &bound, &host),
+        EngineConfig {
+            domain_aliases: aliases,
+            ..engine_config(&config, &bound, &host)
+        },
         Box::new(presence_store),
         Instant::now(),
         presence_runtime::wall_clock(),
@@ -218,7 +223,38 @@ fn frontend_config(config: &Config, limits: &Limits, shards: usize) -> FrontendC
         persist_registrations: true,
         homing: None,
         ntlm: None,
+        domain_aliases: Vec::new(),
     }
+}
+
+/// The hosts that mean this server (`[sip] domain_aliases` and the addresses its SIP listeners
+/// are bound to; for a wildcard listener every address of the machine's interfaces, loopback
+/// included), so clients that address it by IP reach the primary domain's users.
+fn domain_aliases(config: &Config, bound: &BoundAddrs) -> Vec<String> {
+    let listeners: Vec<std::net::SocketAddr> = bound
+        .udp
+        .iter()
+        .chain(&bound.tcp)
+        .chain(&bound.tls)
+        .copied()
+        .collect();
+    let mut ips: Vec<std::net::IpAddr> = listeners
+        .iter()
+        .map(std::net::SocketAddr::ip)
+        .filter(|ip| !ip.is_unspecified())
+        .collect();
+    if listeners.iter().any(|a| a.ip().is_unspecified()) {
+        let interfaces = if_addrs::get_if_addrs().unwrap_or_default();
+        ips.extend(interfaces.iter().map(if_addrs::Interface::ip));
+    }
+    let mut out = config.sip.domain_aliases.clone();
+    for ip in ips {
+        let ip = ip.to_string();
+        if !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+    out
 }
 
 /// NTLM for Lync clients when `[sip] auth_schemes` lists it; unknown schemes are refused.

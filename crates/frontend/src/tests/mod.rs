@@ -5,6 +5,7 @@
 //! stream message, completes every [`Step::Lookup`] from the table, and parses what
 //! [`Frontend::poll_transmit`] hands out with [`Message::parse`], as a client would.
 
+mod aliases;
 mod digest;
 mod ntlm;
 mod parse_errors;
@@ -96,6 +97,7 @@ fn config() -> FrontendConfig {
         persist_registrations: false,
         homing: None,
         ntlm: None,
+        domain_aliases: Vec::new(),
     }
 }
 

@@ -83,6 +83,12 @@ pub struct EngineConfig {
     /// "same enterprise", others "federated"; presentities outside them are `noresource` (404).
     /// Empty means every domain is local (tests, single-domain labs).
     pub local_domains: Vec<String>,
+    /// Hosts that mean this server itself rather than a domain: its listen addresses and
+    /// configured aliases (lower case; IPv6 with or without brackets). A user written at one
+    /// of them (`sip:alice@192.0.2.1`, as clients that address the server by IP write it) is
+    /// the user of the first of [`Self::local_domains`], as with Kamailio's `alias`. Ignored
+    /// when `local_domains` is empty.
+    pub domain_aliases: Vec<String>,
     /// The Contact this server puts in dialog-creating responses and in notifications
     /// (RFC 6665 §4.2.1.1, §4.2.2), e.g. `<sip:pool.example.test:5061;transport=tls>`.
     pub contact: String,
@@ -122,6 +128,7 @@ impl Default for EngineConfig {
             autoextend: true,
             legacy_202: false,
             local_domains: Vec::new(),
+            domain_aliases: Vec::new(),
             contact: "<sip:presence.invalid;transport=tcp>".to_owned(),
             limits: Limits::DEFAULT,
             notify_timeout: Duration::from_secs(40),
@@ -154,6 +161,23 @@ impl EngineConfig {
             return Err(ConfigError::Contact(self.contact.clone()));
         }
         Ok(())
+    }
+
+    /// The primary domain when `host` is one of [`Self::domain_aliases`].
+    pub(crate) fn alias_target(&self, host: &str) -> Option<&str> {
+        let bare = |h: &str| {
+            let h = h.trim_end_matches('.');
+            h.strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(h)
+                .to_ascii_lowercase()
+        };
+        let host = bare(host);
+        let primary = self.local_domains.first()?;
+        self.domain_aliases
+            .iter()
+            .any(|a| bare(a) == host)
+            .then_some(primary.as_str())
     }
 
     /// Whether `domain` is one of ours.

@@ -314,12 +314,30 @@ fn compute<F>(
     }
     for p in &user.pidf {
         let band = p.summary.availability.band();
-        if band == Band::Offline || band == Band::Unknown {
+        if (band == Band::Offline || band == Band::Unknown) && !p.closed {
             continue;
         }
         match &p.endpoint {
             Some(k) => covered.push(k),
             None => unkeyed += 1,
+        }
+        if p.closed {
+            // A SIMPLE client that publishes `closed` while signed in (baresip's
+            // `presence_offline`) asks to be shown offline: Lync's Appear Offline, a manual
+            // Offline over a signed-in machine, so watchers of both dialects see it offline.
+            machines.push(MachineInput {
+                availability: Availability::AVAILABLE,
+                activity: None,
+                published_at: p.published_at,
+                last_input: None,
+            });
+            users.push(UserInput {
+                availability: Availability::OFFLINE,
+                activity: None,
+                until: None,
+                published_at: p.published_at,
+            });
+            continue;
         }
         let idle = band.is_idle();
         machines.push(MachineInput {

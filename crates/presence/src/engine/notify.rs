@@ -296,17 +296,18 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
             return;
         };
         let watcher = self.user(sub.watcher);
-        let local_uri = match &sub.target {
-            Target::One { presentity, .. } => self.user(*presentity).uri.clone(),
-            _ => watcher.uri.clone(),
+        let parts = sub.dialog();
+        let local_uri = match (parts.local_uri, &sub.target) {
+            (Some(written), _) => written.into(),
+            (None, Target::One { presentity, .. }) => self.user(*presentity).uri.clone(),
+            (None, _) => watcher.uri.clone(),
         };
         let cseq = sub.cseq.wrapping_add(1);
-        let parts = sub.dialog();
         let headers = DialogHeaders {
             remote_target: parts.remote_target,
             local_uri: &local_uri,
             local_tag: &local_tag,
-            remote_uri: &watcher.uri,
+            remote_uri: parts.remote_uri.unwrap_or(watcher.uri.as_ref()),
             remote_tag: parts.remote_tag,
             call_id: parts.call_id,
             route: parts.route,

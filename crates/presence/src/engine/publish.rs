@@ -76,7 +76,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
                 return reply::unsupported_media(r, pidf::CONTENT_TYPE);
             }
             match pidf::Presence::parse(r.body(), &self.config.limits) {
-                Ok(p) => Some(pidf::to_summary(&p)),
+                Ok(p) => Some((pidf::to_summary(&p), says_closed(&p))),
                 Err(e) => return reply::body_error(r, &e, pidf::CONTENT_TYPE),
             }
         };
@@ -90,7 +90,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         let user = self.user_mut(uid);
         match if_match {
             None => {
-                let Some(summary) = parsed else {
+                let Some((summary, closed)) = parsed else {
                     return reply::warn(r, 400, "Bad Request", "an initial PUBLISH needs a body");
                 };
                 if granted > 0 {
@@ -102,6 +102,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
                         expires_at,
                         endpoint: req.endpoint.clone(),
                         summary,
+                        closed,
                         published_at: now,
                     });
                 }
@@ -116,8 +117,9 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
                     let p = &mut user.pidf[pos];
                     p.etag = etag.clone().into_boxed_str();
                     p.expires_at = expires_at;
-                    if let Some(summary) = parsed {
+                    if let Some((summary, closed)) = parsed {
                         p.summary = summary;
+                        p.closed = closed;
                         p.published_at = now;
                     }
                     if req.endpoint.is_some() {
@@ -329,18 +331,24 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         plain(Response::for_request(r, 200, "OK").body(&ct, body))
     }
 
-    /// The presentity a request addresses: its Request-URI as an AOR of a local domain (404
-    /// otherwise).
+    /// The presentity a request addresses: its Request-URI as an AOR of a local domain, or of
+    /// the primary domain when written at one of our aliases (404 otherwise).
     pub(super) fn request_target(&self, r: &Request) -> Result<Aor, Box<Reply>> {
-        let aor = r
-            .uri()
+        r.uri()
             .aor()
-            .and_then(|a| Aor::parse(&a).ok())
-            .ok_or_else(|| reply::simple(r, 404, "Not Found"))?;
-        if !self.is_local_aor(&aor) {
-            return Err(reply::simple(r, 404, "Not Found").into());
+            .and_then(|a| self.local_aor(&a))
+            .ok_or_else(|| reply::simple(r, 404, "Not Found").into())
+    }
+
+    /// `aor` (`user@host`) as a user of ours: itself in a local domain; at one of our aliases
+    /// (`alice@192.0.2.1`, `alice@[2001:db8::1]`), the same user of the primary domain; `None`
+    /// otherwise.
+    pub(super) fn local_aor(&self, aor: &str) -> Option<Aor> {
+        let (user, host) = aor.rsplit_once('@')?;
+        if let Some(domain) = self.config.alias_target(host) {
+            return Aor::parse(&format!("{user}@{domain}")).ok();
         }
-        Ok(aor)
+        Aor::parse(aor).ok().filter(|a| self.is_local_aor(a))
     }
 
     /// Whether `aor` is in one of the served domains.
@@ -348,6 +356,12 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         let domain = aor.as_str().rsplit_once('@').map_or("", |(_, d)| d);
         self.config.is_local(domain)
     }
+}
+
+/// Whether a PIDF document's tuples say `closed`: at least one does and none says `open`.
+fn says_closed(p: &pidf::Presence) -> bool {
+    let says = |b: pidf::Basic| p.tuples.iter().any(|t| t.status.basic == Some(b));
+    says(pidf::Basic::Closed) && !says(pidf::Basic::Open)
 }
 
 /// Whether a URI written in a body (`sip:` optional, any case) names `user`.

@@ -162,6 +162,10 @@ pub(crate) struct PidfPublication {
     pub(crate) expires_at: Instant,
     pub(crate) endpoint: Option<EndpointKey>,
     pub(crate) summary: Summary,
+    /// The document's tuples say `closed` (one at least, none `open`): a SIMPLE user who
+    /// set itself offline while signed in, Lync's Appear Offline. A document without a basic
+    /// status also reads as Offline but says nothing, and is not this.
+    pub(crate) closed: bool,
     pub(crate) published_at: Instant,
 }
 
@@ -227,8 +231,9 @@ pub(crate) struct Sub<F> {
     pub(crate) duration: u32,
     /// Next RLMI / watcherinfo version.
     pub(crate) version: u32,
-    /// `call-id \n remote-tag \n event-id \n route-set \n remote-target`: one allocation for
-    /// every string the dialog needs.
+    /// `call-id \n remote-tag \n event-id \n route-set \n remote-target \n local-uri \n
+    /// remote-uri`: one allocation for every string the dialog needs (the URIs empty unless
+    /// the subscriber wrote others than the canonical ones, see [`DialogParts::local_uri`]).
     pub(crate) dialog: Box<str>,
     pub(crate) flow: F,
 }
@@ -260,23 +265,35 @@ pub(crate) struct DialogParts<'a> {
     pub(crate) route: Option<&'a str>,
     /// The subscriber's Contact URI, where notifications are addressed.
     pub(crate) remote_target: &'a str,
+    /// The SUBSCRIBE's To URI when it is not the presentity's (or, for the subscriber's own
+    /// data and lists, the subscriber's) canonical URI: a user written at one of our aliases,
+    /// `sip:bob@192.0.2.1`. RFC 3261 §12.1.1 makes it the dialog's local URI, the From of
+    /// every NOTIFY (§12.2.1.1). `None`: the canonical URI.
+    pub(crate) local_uri: Option<&'a str>,
+    /// The same for the SUBSCRIBE's From URI, the To of every NOTIFY.
+    pub(crate) remote_uri: Option<&'a str>,
 }
 
 impl<'a> DialogParts<'a> {
-    pub(crate) fn join(
-        call_id: &str,
-        remote_tag: &str,
-        event_id: Option<&str>,
-        route: Option<&str>,
-        remote_target: &str,
-    ) -> Box<str> {
+    pub(crate) fn join(&self) -> Box<str> {
+        let Self {
+            call_id,
+            remote_tag,
+            event_id,
+            route,
+            remote_target,
+            local_uri,
+            remote_uri,
+        } = self;
         let mut s = String::with_capacity(
             call_id.len()
                 + remote_tag.len()
                 + event_id.map_or(0, str::len)
                 + route.map_or(0, str::len)
                 + remote_target.len()
-                + 4,
+                + local_uri.map_or(0, str::len)
+                + remote_uri.map_or(0, str::len)
+                + 6,
         );
         s.push_str(call_id);
         s.push('\n');
@@ -287,6 +304,10 @@ impl<'a> DialogParts<'a> {
         s.push_str(route.unwrap_or(""));
         s.push('\n');
         s.push_str(remote_target);
+        s.push('\n');
+        s.push_str(local_uri.unwrap_or(""));
+        s.push('\n');
+        s.push_str(remote_uri.unwrap_or(""));
         s.into_boxed_str()
     }
 
@@ -297,12 +318,16 @@ impl<'a> DialogParts<'a> {
         let event_id = it.next().filter(|e| !e.is_empty());
         let route = it.next().filter(|r| !r.is_empty());
         let remote_target = it.next().unwrap_or("");
+        let local_uri = it.next().filter(|u| !u.is_empty());
+        let remote_uri = it.next().filter(|u| !u.is_empty());
         Self {
             call_id,
             remote_tag,
             event_id,
             route,
             remote_target,
+            local_uri,
+            remote_uri,
         }
     }
 }

@@ -23,7 +23,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use herald_registrar::Aor;
 use herald_sip::{HeaderName, Request, Response};
 
 use super::Engine;
@@ -138,6 +137,12 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         let now_secs = self.secs(now);
         let remote_target = contact_of(r);
         let route = route_set(r);
+        let canonical_local = match &target {
+            Target::One { presentity, .. } => self.user(*presentity).uri.clone(),
+            _ => self.user(watcher).uri.clone(),
+        };
+        let local_uri = addressed_uri(r.to().uri(), &canonical_local);
+        let remote_uri = addressed_uri(r.from().uri(), &self.user(watcher).uri);
         let sub = Sub {
             watcher,
             kind,
@@ -148,13 +153,16 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
             expires_at: now_secs.saturating_add(granted),
             duration: granted,
             version: 0,
-            dialog: DialogParts::join(
-                r.call_id(),
-                r.from().tag().unwrap_or_default(),
-                event_id.as_deref(),
-                route.as_deref(),
-                &remote_target,
-            ),
+            dialog: DialogParts {
+                call_id: r.call_id(),
+                remote_tag: r.from().tag().unwrap_or_default(),
+                event_id: event_id.as_deref(),
+                route: route.as_deref(),
+                remote_target: &remote_target,
+                local_uri: local_uri.as_deref(),
+                remote_uri: remote_uri.as_deref(),
+            }
+            .join(),
             flow: req.flow.clone(),
         };
         let sid = self.insert_sub(sub);
@@ -298,8 +306,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
             .max_subscriptions_per_user
             .saturating_sub(self.user(watcher).watched);
         for raw in uris.iter().take(self.config.limits.max_parts) {
-            let aor = Aor::parse(&strip_sip(raw).to_ascii_lowercase()).ok();
-            let Some(aor) = aor.filter(|a| self.is_local_aor(a)) else {
+            let Some(aor) = self.local_aor(&strip_sip(raw).to_ascii_lowercase()) else {
                 if !list.rejected.iter().any(|(u, _)| **u == **raw) {
                     list.rejected
                         .push((raw.as_str().into(), Rejection::NoResource));
@@ -451,8 +458,11 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
             s.flow = req.flow.clone();
             let d = s.dialog();
             if d.remote_target != contact {
-                s.dialog =
-                    DialogParts::join(d.call_id, d.remote_tag, d.event_id, d.route, &contact);
+                s.dialog = DialogParts {
+                    remote_target: &contact,
+                    ..d
+                }
+                .join();
             }
         }
         self.schedule_sub_expiry(sid);
@@ -680,6 +690,18 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         b.used += 1;
         true
     }
+}
+
+/// `uri` as written, when it names another address than `canonical` (`sip:user@domain`):
+/// a user written at one of our aliases keeps the form the subscriber gave it in the dialog.
+fn addressed_uri(uri: &herald_sip::Uri, canonical: &str) -> Option<String> {
+    let same = uri.aor().is_some_and(|a| {
+        canonical
+            .strip_prefix("sip:")
+            .unwrap_or(canonical)
+            .eq_ignore_ascii_case(&a)
+    });
+    (!same).then(|| String::from_utf8_lossy(uri.as_bytes()).into_owned())
 }
 
 /// The subscriber's Contact URI (the dialog's remote target); the From URI when it sent none.

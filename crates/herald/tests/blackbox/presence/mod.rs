@@ -19,6 +19,8 @@
 //!   `herald presence show`, static publications surviving a restart.
 //! - `sipp`: third-party SIPp presence scenarios from `../shared/specs/sipp-presence-scenarios/`
 //!   run as they are (the list of those that run and those skipped, and why, is there).
+//! - `simple_client`: baresip, a Debian SIMPLE client, sees a Lync-dialect user go Busy, Away
+//!   and Available, and a Lync watcher sees what baresip publishes (latencies printed).
 //!
 //! Most tests share one server and use their own users, so one test's notifications never
 //! reach another's sockets; tests that wait for soft state to expire share a second server
@@ -29,6 +31,7 @@ mod persistence;
 mod rfc3903;
 mod rfc6665;
 mod signout;
+mod simple_client;
 mod sipp;
 
 use std::sync::{Arc, Mutex, Weak};

@@ -49,23 +49,17 @@
 //!
 //! All but the two `kamailio-test-unit` scenarios address herald by IP address: the
 //! Request-URI and To of their requests are `sip:user@[remote_ip]`, the From
-//! `sip:user@[local_ip]`. herald serves named domains only (`herald domain add 127.0.0.1` is
-//! refused: "looks like an IP address"), and a trusted request is served as the user its From
-//! names, so as written they only get 404. Until herald treats its own address as its domain
-//! (as Kamailio's `alias` does), they run through [`DomainAlias`], a UDP relay in front of
-//! herald that rewrites the host `127.0.0.1` (and a port after it) in the Request-URI, From
-//! and To of what SIPp sends to the test domain, and passes everything else through
-//! unchanged.
+//! `sip:user@[local_ip]`. herald treats its own listen addresses as its domain (as Kamailio's
+//! `alias` does), so they run directly against it: `user@127.0.0.1` is `user@` the test
+//! domain, and the NOTIFYs carry the URIs the scenario wrote.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::presence::{Peer, assert_answer, pidf};
-use crate::support::{Account, Server, Setup, SipClient};
+use crate::support::{Account, Server, Setup, SipClient, tail};
 
 const DOMAIN: &str = "sipp-presence.test";
 
@@ -243,130 +237,6 @@ fn assert_passed(run: (i32, String), calls: u32, server: &Server, what: &str) {
     println!("sipp {what}: {calls} successful call(s)");
 }
 
-fn tail(text: &str, n: usize) -> &str {
-    let start = text.len().saturating_sub(n);
-    let start = (start..text.len())
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(text.len());
-    &text[start..]
-}
-
-/// A UDP relay between SIPp and herald that names the test domain where the scenarios write
-/// the server's or SIPp's IP address: in what SIPp sends, `@127.0.0.1` (with any `:port`
-/// after it) in the Request-URI, From and To becomes `@DOMAIN`. Everything else, and all that
-/// herald sends back, passes unchanged. Stops when dropped.
-struct DomainAlias {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl DomainAlias {
-    fn start(server: SocketAddr) -> Self {
-        let front = UdpSocket::bind("127.0.0.1:0").expect("binding the relay's front socket");
-        let back = UdpSocket::bind("127.0.0.1:0").expect("binding the relay's back socket");
-        back.connect(server).expect("connecting to herald");
-        let poll = Some(Duration::from_millis(50));
-        front.set_read_timeout(poll).expect("read timeout");
-        back.set_read_timeout(poll).expect("read timeout");
-        let addr = front.local_addr().expect("relay address");
-        let stop = Arc::new(AtomicBool::new(false));
-        let sipp: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
-        let front2 = front.try_clone().expect("a second handle");
-        let back2 = back.try_clone().expect("a second handle");
-        let forward = {
-            let stop = stop.clone();
-            let sipp = sipp.clone();
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 65_536];
-                while !stop.load(Ordering::Relaxed) {
-                    let Ok((n, from)) = front.recv_from(&mut buf) else {
-                        continue;
-                    };
-                    *sipp.lock().unwrap_or_else(|e| e.into_inner()) = Some(from);
-                    let text = String::from_utf8_lossy(&buf[..n]);
-                    let _ = back.send(alias_hosts(&text).as_bytes());
-                }
-            })
-        };
-        let backward = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 65_536];
-                while !stop.load(Ordering::Relaxed) {
-                    let Ok(n) = back2.recv(&mut buf) else {
-                        continue;
-                    };
-                    let to = *sipp.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some(to) = to {
-                        let _ = front2.send_to(&buf[..n], to);
-                    }
-                }
-            })
-        };
-        Self {
-            addr,
-            stop,
-            threads: vec![forward, backward],
-        }
-    }
-}
-
-impl Drop for DomainAlias {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
-/// The rewrite [`DomainAlias`] applies to one message (requests only; responses pass).
-fn alias_hosts(message: &str) -> String {
-    let Some((head, body)) = message.split_once("\r\n\r\n") else {
-        return message.to_owned();
-    };
-    if head.starts_with("SIP/2.0 ") {
-        return message.to_owned();
-    }
-    let mut out = String::with_capacity(message.len() + 64);
-    for (i, line) in head.split("\r\n").enumerate() {
-        let name = line
-            .split_once(':')
-            .map(|(n, _)| n.trim().to_ascii_lowercase())
-            .unwrap_or_default();
-        if i == 0 || matches!(name.as_str(), "from" | "f" | "to" | "t") {
-            out.push_str(&alias_line(line));
-        } else {
-            out.push_str(line);
-        }
-        out.push_str("\r\n");
-    }
-    out.push_str("\r\n");
-    out.push_str(body);
-    out
-}
-
-fn alias_line(line: &str) -> String {
-    const IP: &str = "@127.0.0.1";
-    let mut out = String::with_capacity(line.len() + 16);
-    let mut rest = line;
-    while let Some(at) = rest.find(IP) {
-        out.push_str(&rest[..at]);
-        out.push('@');
-        out.push_str(DOMAIN);
-        rest = &rest[at + IP.len()..];
-        if let Some(port) = rest.strip_prefix(':') {
-            let digits = port.bytes().take_while(u8::is_ascii_digit).count();
-            if digits > 0 {
-                rest = &port[digits..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 /// Publishes a state for `user` (as the user, over a trusted socket) so the scenarios'
 /// NOTIFYs carry a document.
 fn publish_state(server: &Server, user: &str, activity: &str) {
@@ -386,21 +256,6 @@ fn publish_state(server: &Server, user: &str, activity: &str) {
         200,
         "PUBLISH before the scenario",
     );
-}
-
-#[test]
-fn sipp_domain_alias_rewrites_only_the_request_line_from_and_to() {
-    let m = "SUBSCRIBE sip:alice@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060\r\n\
-             From: sipp <sip:sipp@127.0.0.1:5060>;tag=1\r\nTo: <sip:alice@127.0.0.1>\r\n\
-             Contact: sip:sipp@127.0.0.1:5060\r\nContent-Length: 0\r\n\r\n";
-    let out = alias_hosts(m);
-    assert!(out.starts_with(&format!("SUBSCRIBE sip:alice@{DOMAIN} SIP/2.0\r\n")));
-    assert!(out.contains(&format!("From: sipp <sip:sipp@{DOMAIN}>;tag=1\r\n")));
-    assert!(out.contains(&format!("To: <sip:alice@{DOMAIN}>\r\n")));
-    assert!(out.contains("Contact: sip:sipp@127.0.0.1:5060\r\n"));
-    assert!(out.contains("Via: SIP/2.0/UDP 127.0.0.1:5060\r\n"));
-    let response = "SIP/2.0 200 OK\r\nTo: <sip:a@127.0.0.1>\r\n\r\n";
-    assert_eq!(alias_hosts(response), response);
 }
 
 /// Kamailio's unit test: three SUBSCRIBEs from the CSV, each answered 202 (legacy_202) and
@@ -434,10 +289,9 @@ fn rfc6665_sipp_kamailio_presence_conference_subscribe() {
     let dir = scenarios();
     let s = start_server(true);
     publish_state(&s, "kc-presentity", "away");
-    let alias = DomainAlias::start(s.udp());
     let run = Sipp::start(
         &dir.join("kamailio-presence_conference/subscribe.xml"),
-        alias.addr,
+        s.udp(),
         &[],
         &[
             "-key",
@@ -473,10 +327,9 @@ fn rfc6665_sipp_pjproject_uac_subscribe() {
     let dir = scenarios();
     let s = start_server(false);
     publish_state(&s, "pj-presentity", "busy");
-    let alias = DomainAlias::start(s.udp());
     let run = Sipp::start(
         &dir.join("pjproject/uac-subscribe.xml"),
-        alias.addr,
+        s.udp(),
         &[],
         &["-s", "pj-presentity", "-m", "1"],
     )
@@ -495,17 +348,15 @@ fn rfc3903_rfc6665_sipp_restcomm_publication_and_subscription() {
     publish_state(&s, "rc-notifier2", "away");
     let dir = dir.join("restcomm-sip-presence-service");
 
-    let pub_alias = DomainAlias::start(s.udp());
     let publication = Sipp::start(
         &dir.join("functionality__publication__uac.xml"),
-        pub_alias.addr,
+        s.udp(),
         &[],
         &["-m", "1"],
     );
-    let sub_alias = DomainAlias::start(s.udp());
     let subscription = Sipp::start(
         &dir.join("functionality__subscription__subscriber.xml"),
-        sub_alias.addr,
+        s.udp(),
         &[
             (
                 "notifiers.csv",
@@ -549,10 +400,9 @@ fn rfc3903_rfc6665_sipp_restcomm_publication_and_subscription() {
 fn rfc3857_sipp_restcomm_winfo_subscription() {
     let dir = scenarios();
     let s = start_server(false);
-    let alias = DomainAlias::start(s.udp());
     let run = Sipp::start(
         &dir.join("restcomm-sip-presence-service/functionality__subscription-winfo__uac.xml"),
-        alias.addr,
+        s.udp(),
         &[],
         &["-m", "1"],
     )
@@ -572,10 +422,9 @@ fn rfc6665_sipp_restcomm_final_notify_answered_408() {
     let dir = scenarios();
     let s = start_server(false);
     publish_state(&s, "publisher", "busy");
-    let alias = DomainAlias::start(s.udp());
     let run = Sipp::start(
         &dir.join("restcomm-sip-presence-service/functionality__subscription-408__uac.xml"),
-        alias.addr,
+        s.udp(),
         &[],
         &["-m", "1"],
     )
@@ -596,10 +445,9 @@ fn rfc6665_sipp_restcomm_final_notify_answered_408() {
 fn rfc3903_sipp_restcomm_publication_of_a_full_oma_document() {
     let dir = scenarios();
     let s = start_server(false);
-    let alias = DomainAlias::start(s.udp());
     let run = Sipp::start(
         &dir.join("restcomm-sip-presence-service/functionality__publication-full-oma-doc__uac.xml"),
-        alias.addr,
+        s.udp(),
         &[],
         &["-m", "1"],
     )

@@ -32,15 +32,30 @@ pub(crate) fn fresh_loopback() -> IpAddr {
 
 /// The `sipp` on PATH; missing, the test fails (`scripts/test.sh` installs Debian's sip-tester).
 pub(crate) fn sipp_binary() -> std::path::PathBuf {
+    tool_binary("sipp", "sip-tester")
+}
+
+/// The program `name` on PATH; missing, the test fails naming the Debian `package` that
+/// `scripts/test.sh` installs for it.
+pub(crate) fn tool_binary(name: &str, package: &str) -> std::path::PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
-            .map(|p| p.join("sipp"))
+            .map(|p| p.join(name))
             .find(|p| p.is_file())
     });
     found.unwrap_or_else(|| {
         panic!(
-            "sipp is not installed: run `bash scripts/test.sh` (it installs Debian's sip-tester), \
-             or `apt-get install sip-tester`"
+            "{name} is not installed: run `bash scripts/test.sh` (it installs Debian's \
+             {package}), or `apt-get install {package}`"
         )
     })
+}
+
+/// The last `n` bytes of `text` (from a character boundary), for failure messages.
+pub(crate) fn tail(text: &str, n: usize) -> &str {
+    let start = text.len().saturating_sub(n);
+    let start = (start..text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
+    &text[start..]
 }

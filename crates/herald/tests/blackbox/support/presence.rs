@@ -24,6 +24,10 @@ pub(crate) const PIDF: &str = "application/pidf+xml";
 pub(crate) const CATEGORY_PUBLISH: &str = "application/msrtc-category-publish+xml";
 /// Lync category documents in notifications.
 pub(crate) const CATEGORIES: &str = "application/msrtc-event-categories+xml";
+/// The resource-list part of list notifications (RFC 4662).
+pub(crate) const RLMI: &str = "application/rlmi+xml";
+/// A Lync batched subscription's body (MS-SIP §3.3).
+pub(crate) const BATCH_SUBSCRIBE: &str = "application/msrtc-adrl-categorylist+xml";
 
 /// A request the server sent us and when it was read off the socket.
 #[derive(Debug, Clone)]
@@ -395,6 +399,18 @@ impl Peer {
         expires: u32,
         extra: &[(&str, &str)],
     ) -> (Response, Option<Dialog>) {
+        self.subscribe_with_body(presentity, expires, extra, None)
+    }
+
+    /// [`Peer::subscribe`] with a body (its Content-Type among `extra`).
+    #[track_caller]
+    pub(crate) fn subscribe_with_body(
+        &mut self,
+        presentity: &str,
+        expires: u32,
+        extra: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> (Response, Option<Dialog>) {
         let local = format!("<{}>;tag={}", self.aor(), token());
         let mut req = self
             .req("SUBSCRIBE", presentity)
@@ -408,6 +424,9 @@ impl Peer {
         for (n, v) in extra {
             req = req.header(n, v);
         }
+        if let Some(body) = body {
+            req = req.body(body);
+        }
         let call_id = req.call_id_value().to_owned();
         let r = self.send(req);
         let dialog = (200..300).contains(&r.status()).then(|| Dialog {
@@ -419,6 +438,39 @@ impl Peer {
             event: "presence".to_owned(),
         });
         (r, dialog)
+    }
+
+    /// A Lync batched SUBSCRIBE (MS-SIP §3.3, sipe-client §3.4) for `presentities` (`sip:`
+    /// URIs): one dialog to the subscriber's own AOR, the contact list in an
+    /// `application/msrtc-adrl-categorylist+xml` body, notifications as `multipart/related`
+    /// RLMI with category parts. Offers neither BENOTIFY nor a piggybacked first notification,
+    /// so every notification is a NOTIFY after the 200.
+    #[track_caller]
+    pub(crate) fn batch_subscribe(
+        &mut self,
+        presentities: &[&str],
+        expires: u32,
+    ) -> (Response, Option<Dialog>) {
+        let aor = self.aor();
+        let resources: String = presentities
+            .iter()
+            .map(|p| format!(r#"<resource uri="{p}"/>"#))
+            .collect();
+        let body = format!(
+            r#"<batchSub xmlns="http://schemas.microsoft.com/2006/01/sip/batch-subscribe" uri="{aor}" name=""><action name="subscribe" id="1"><adhocList>{resources}</adhocList><categoryList xmlns="http://schemas.microsoft.com/2006/09/sip/categorylist"><category name="calendarData"/><category name="contactCard"/><category name="note"/><category name="state"/></categoryList></action></batchSub>"#
+        );
+        let accept = format!("{RLMI}, multipart/related, {CATEGORIES}, {PIDF}");
+        self.subscribe_with_body(
+            &aor,
+            expires,
+            &[
+                ("Require", "adhoclist, categoryList"),
+                ("Supported", "eventlist"),
+                ("Accept", &accept),
+                ("Content-Type", BATCH_SUBSCRIBE),
+            ],
+            Some(&body),
+        )
     }
 
     /// A SUBSCRIBE inside `dialog` (refresh, or unsubscribe with 0).

@@ -2,6 +2,7 @@
 //! producing the endpoint events. Test names follow the RFC section or the MS ladder step they
 //! check.
 
+mod aliases;
 mod lync;
 mod privacy;
 mod props;

@@ -268,3 +268,68 @@ fn rfc3903_pidf_note_and_state_reach_a_lync_watcher_as_categories() {
         "containers are not revealed to watchers"
     );
 }
+
+/// A signed-in SIMPLE client that publishes `closed` (baresip's `presence_offline`) is shown
+/// offline, as Lync's Appear Offline (a manual 18500); `open` again shows it Available. A
+/// document with no basic status at all says nothing and leaves the signed-in user Available.
+#[test]
+fn rfc3863_closed_from_a_signed_in_client_is_appear_offline() {
+    let mut h = Harness::new();
+    h.register("carol@example.test", "carolpc");
+    let closed = PIDF_OPEN.replace("<basic>open</basic>", "<basic>closed</basic>");
+    let person_only = r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" entity="sip:carol@example.test"><dm:person id="p"/></presence>"#;
+    let r = h.send(
+        "carol@example.test",
+        7,
+        &publish(1, "Expires: 600", Some(&closed)),
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(state_of(&mut h), Availability::OFFLINE);
+    let tag = etag(&r);
+    let r = h.send(
+        "carol@example.test",
+        7,
+        &publish(
+            2,
+            &format!("Expires: 600\nSIP-If-Match: {tag}"),
+            Some(PIDF_OPEN),
+        ),
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(state_of(&mut h), Availability::AVAILABLE);
+    let tag = etag(&r);
+    let r = h.send(
+        "carol@example.test",
+        7,
+        &publish(
+            3,
+            &format!("Expires: 600\nSIP-If-Match: {tag}"),
+            Some(person_only),
+        ),
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(state_of(&mut h), Availability::AVAILABLE);
+}
+
+/// A watcher of a SIMPLE user who went `closed` gets `closed` (and a Lync watcher 18500).
+#[test]
+fn rfc3856_watchers_see_a_closed_publication() {
+    let mut h = Harness::new();
+    watch_carol(&mut h);
+    h.register("carol@example.test", "carolpc");
+    let n = h.deliver();
+    assert!(
+        n.iter()
+            .any(|(_, r)| text(r.body()).contains("<basic>open</basic>"))
+    );
+    let closed = PIDF_OPEN.replace("<basic>open</basic>", "<basic>closed</basic>");
+    let r = h.send(
+        "carol@example.test",
+        7,
+        &publish(1, "Expires: 600", Some(&closed)),
+    );
+    assert_eq!(r.status(), 200);
+    let n = h.deliver();
+    assert_eq!(n.len(), 1);
+    assert!(text(n[0].1.body()).contains("<basic>closed</basic>"));
+}
