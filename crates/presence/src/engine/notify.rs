@@ -331,6 +331,9 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         if let Some(s) = self.sub_mut(sid) {
             s.cseq = cseq;
         }
+        if matches!(state, NotifyState::Active) {
+            self.cseq_used(now, sid, cseq);
+        }
         self.push_outbound(now, flow, benotify, request, Some(sid));
     }
 
@@ -527,6 +530,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         self.sub_gens[sid.index as usize] = sid.generation.wrapping_add(1);
         self.free_subs.push(sid.index);
         self.live_subs -= 1;
+        self.unpersist(sid, &sub);
         self.detach(now, sid.index, &sub);
     }
 

@@ -227,8 +227,9 @@ pub(crate) struct Sub<F> {
     pub(crate) duration: u32,
     /// Next RLMI / watcherinfo version.
     pub(crate) version: u32,
-    /// `call-id \n remote-tag \n event-id \n route-set \n remote-target`: one allocation for
-    /// every string the dialog needs.
+    /// `call-id \n remote-tag \n event-id \n route-set \n remote-target [\n local-tag]`: one
+    /// allocation for every string the dialog needs. The local tag is there only for a dialog
+    /// restored from the store (this run's tags encode the slot instead).
     pub(crate) dialog: Box<str>,
     pub(crate) flow: F,
 }
@@ -260,6 +261,8 @@ pub(crate) struct DialogParts<'a> {
     pub(crate) route: Option<&'a str>,
     /// The subscriber's Contact URI, where notifications are addressed.
     pub(crate) remote_target: &'a str,
+    /// The local tag of a restored dialog.
+    pub(crate) local_tag: Option<&'a str>,
 }
 
 impl<'a> DialogParts<'a> {
@@ -269,6 +272,7 @@ impl<'a> DialogParts<'a> {
         event_id: Option<&str>,
         route: Option<&str>,
         remote_target: &str,
+        local_tag: Option<&str>,
     ) -> Box<str> {
         let mut s = String::with_capacity(
             call_id.len()
@@ -276,6 +280,7 @@ impl<'a> DialogParts<'a> {
                 + event_id.map_or(0, str::len)
                 + route.map_or(0, str::len)
                 + remote_target.len()
+                + local_tag.map_or(0, |t| t.len() + 1)
                 + 4,
         );
         s.push_str(call_id);
@@ -287,6 +292,10 @@ impl<'a> DialogParts<'a> {
         s.push_str(route.unwrap_or(""));
         s.push('\n');
         s.push_str(remote_target);
+        if let Some(tag) = local_tag {
+            s.push('\n');
+            s.push_str(tag);
+        }
         s.into_boxed_str()
     }
 
@@ -297,12 +306,14 @@ impl<'a> DialogParts<'a> {
         let event_id = it.next().filter(|e| !e.is_empty());
         let route = it.next().filter(|r| !r.is_empty());
         let remote_target = it.next().unwrap_or("");
+        let local_tag = it.next().filter(|t| !t.is_empty());
         Self {
             call_id,
             remote_tag,
             event_id,
             route,
             remote_target,
+            local_tag,
         }
     }
 }

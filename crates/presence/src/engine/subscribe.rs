@@ -154,6 +154,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
                 event_id.as_deref(),
                 route.as_deref(),
                 &remote_target,
+                None,
             ),
             flow: req.flow.clone(),
         };
@@ -179,6 +180,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         if !offer.piggyback {
             self.notify(now, sid, NotifyState::Active, body);
         }
+        self.persist_sub(now, sid);
         reply
     }
 
@@ -280,7 +282,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
 
     /// The entries of a list subscription: local presentities within quota are watched, the
     /// rest are reported per resource (Lync's `quotaExceeded` shape, or `noresource`).
-    fn build_list(
+    pub(super) fn build_list(
         &mut self,
         now: Instant,
         watcher: UserId,
@@ -401,7 +403,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
     ) -> Reply {
         let r = &req.request;
         let Some(sid) = self
-            .decode_tag(tag)
+            .find_by_tag(tag)
             .filter(|&sid| self.dialog_matches(sid, req, kind, event_id))
         else {
             return reply::simple(r, 481, "Subscription Does Not Exist");
@@ -451,8 +453,14 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
             s.flow = req.flow.clone();
             let d = s.dialog();
             if d.remote_target != contact {
-                s.dialog =
-                    DialogParts::join(d.call_id, d.remote_tag, d.event_id, d.route, &contact);
+                s.dialog = DialogParts::join(
+                    d.call_id,
+                    d.remote_tag,
+                    d.event_id,
+                    d.route,
+                    &contact,
+                    d.local_tag,
+                );
             }
         }
         self.schedule_sub_expiry(sid);
@@ -461,6 +469,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         if !offer.piggyback {
             self.notify(now, sid, NotifyState::Active, body);
         }
+        self.persist_sub(now, sid);
         reply
     }
 
@@ -483,7 +492,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
     }
 
     /// Puts a new subscription into the indexes and arms its expiry.
-    fn attach(&mut self, now: Instant, sid: SubId) {
+    pub(super) fn attach(&mut self, now: Instant, sid: SubId) {
         let Some(s) = self.sub(sid) else { return };
         let watcher = s.watcher;
         let resources = s.resources();

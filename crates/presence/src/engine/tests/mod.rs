@@ -3,6 +3,7 @@
 //! check.
 
 mod lync;
+mod persist;
 mod privacy;
 mod props;
 mod rfc3903;
