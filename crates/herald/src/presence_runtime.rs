@@ -20,8 +20,8 @@ use herald_presence::engine::{
     AuthenticatedRequest, ContactError, EndpointKey, Engine, NotifyId, PresenceReport,
     RegistrarEvent, StoredSubscription, SubscriptionChange,
 };
-use herald_sip::{Method, Response};
 use herald_registrar::Aor;
+use herald_sip::{Method, Response};
 use tokio::sync::oneshot;
 
 use crate::sip_runtime::SipRuntime;
@@ -260,7 +260,10 @@ impl PresenceThread {
         for row in rows {
             let tag = row.local_tag.clone();
             let result = match row.map_flow(|f| Flow::from_persistent(f)) {
-                Some(row) => self.engine.restore_subscription(now, row).map_err(|e| e.to_string()),
+                Some(row) => self
+                    .engine
+                    .restore_subscription(now, row)
+                    .map_err(|e| e.to_string()),
                 None => Err("flow cannot be rebuilt".to_owned()),
             };
             match result {

@@ -19,8 +19,8 @@ use crate::config::Config;
 use crate::discovery_runtime::{self, DiscoveryListeners, ListenerFacts};
 use crate::presence_runtime;
 use crate::registration_writer;
-use crate::subscription_writer;
 use crate::sip_runtime::SipRuntime;
+use crate::subscription_writer;
 use crate::tls;
 use crate::transport::{BoundAddrs, Listeners, TransportLimits};
 

@@ -119,17 +119,18 @@ fn run(
             .iter_mut()
             .flat_map(|u| std::mem::take(&mut u.changes))
             .collect();
-        let stored = changes.is_empty() || {
-            commits.increment(1);
-            match store.save_subscriptions(server, &changes) {
-                Ok(()) => true,
-                Err(e) => {
-                    failures.increment(1);
-                    tracing::error!(error = %e, count = changes.len(), "subscriptions not stored; new ones answered 500");
-                    false
+        let stored = changes.is_empty()
+            || {
+                commits.increment(1);
+                match store.save_subscriptions(server, &changes) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        failures.increment(1);
+                        tracing::error!(error = %e, count = changes.len(), "subscriptions not stored; new ones answered 500");
+                        false
+                    }
                 }
-            }
-        };
+            };
         let Some(sip) = sip.upgrade() else { return };
         let count = batch.len();
         for unit in batch {
