@@ -292,7 +292,7 @@ impl PresenceThread {
                     match row.map_flow(FlowPath::persistent) {
                         Some(row) => {
                             self.stored.insert(tag);
-                            unit.changes.push(SubscriptionChange::Put(row));
+                            unit.changes.push(SubscriptionChange::Put(Box::new(row)));
                         }
                         None => {
                             if self.stored.remove(&tag) {

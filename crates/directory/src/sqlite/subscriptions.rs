@@ -222,10 +222,10 @@ mod tests {
             dir.save_subscriptions(
                 "",
                 &[
-                    SubscriptionChange::Put(row("t-a", "alice@example.test", 10_000)),
-                    SubscriptionChange::Put(row("t-gone", "alice@example.test", 10_000)),
-                    SubscriptionChange::Put(row("t-brief", "bob@example.test", 5_000)),
-                    SubscriptionChange::Put(list.clone()),
+                    SubscriptionChange::Put(Box::new(row("t-a", "alice@example.test", 10_000))),
+                    SubscriptionChange::Put(Box::new(row("t-gone", "alice@example.test", 10_000))),
+                    SubscriptionChange::Put(Box::new(row("t-brief", "bob@example.test", 5_000))),
+                    SubscriptionChange::Put(Box::new(list.clone())),
                 ],
             )
             .expect("saved");
@@ -233,10 +233,10 @@ mod tests {
                 "",
                 &[
                     // A refresh replaces the row by its tag.
-                    SubscriptionChange::Put(StoredSubscription {
+                    SubscriptionChange::Put(Box::new(StoredSubscription {
                         cseq: 2000,
                         ..row("t-a", "alice@example.test", 20_000)
-                    }),
+                    })),
                     SubscriptionChange::Delete("t-gone".to_owned()),
                     SubscriptionChange::Delete("never-stored".to_owned()),
                 ],
@@ -274,8 +274,8 @@ mod tests {
         dir.save_subscriptions(
             "",
             &[
-                SubscriptionChange::Put(row("t1", "alice@example.test", 10_000)),
-                SubscriptionChange::Put(row("t2", "stranger@example.test", 10_000)),
+                SubscriptionChange::Put(Box::new(row("t1", "alice@example.test", 10_000))),
+                SubscriptionChange::Put(Box::new(row("t2", "stranger@example.test", 10_000))),
             ],
         )
         .expect("saved");

@@ -116,7 +116,7 @@ impl<F> StoredSubscription<F> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SubscriptionChange<F> {
     /// Insert or replace the row with this local tag.
-    Put(StoredSubscription<F>),
+    Put(Box<StoredSubscription<F>>),
     /// Remove the row with this local tag (no error if absent).
     Delete(String),
 }
@@ -331,7 +331,8 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
             expires_at_ms: wall.saturating_add(left_ms),
             flow: s.flow.clone(),
         };
-        self.changes.push_back(SubscriptionChange::Put(row));
+        self.changes
+            .push_back(SubscriptionChange::Put(Box::new(row)));
     }
 
     /// Called with each CSeq a dialog sends: when it reaches the stored reservation, the row

@@ -25,7 +25,7 @@ fn changes(h: &mut Harness) -> Vec<SubscriptionChange<u32>> {
 
 fn put(c: &[SubscriptionChange<u32>]) -> StoredSubscription<u32> {
     match c {
-        [SubscriptionChange::Put(row)] => row.clone(),
+        [SubscriptionChange::Put(row)] => (**row).clone(),
         other => panic!("expected one Put, got {other:?}"),
     }
 }
