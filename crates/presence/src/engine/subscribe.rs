@@ -263,6 +263,13 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         let format = accept
             .single_format()
             .ok_or_else(|| not_acceptable(r, false))?;
+        // RFC 3856 §6.5 / RFC 6665 §4.2.1.2: no such presentity in our own domain.
+        if !self
+            .presentity_exists(&target)
+            .map_err(|e| reply::store_failed(r, &e))?
+        {
+            return Err(reply::simple(r, 404, "Not Found").into());
+        }
         let presentity = self
             .ensure_user(now, &target)
             .map_err(|e| reply::store_failed(r, &e))?;
@@ -301,7 +308,10 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
             .saturating_sub(self.user(watcher).watched);
         for raw in uris.iter().take(self.config.limits.max_parts) {
             let aor = Aor::parse(&strip_sip(raw).to_ascii_lowercase()).ok();
-            let Some(aor) = aor.filter(|a| self.is_local_aor(a)) else {
+            let known = |e: &mut Self, a: &Aor| {
+                e.is_local_aor(a) && e.presentity_exists(a).unwrap_or(false)
+            };
+            let Some(aor) = aor.filter(|a| known(self, a)) else {
                 if !list.rejected.iter().any(|(u, _)| **u == **raw) {
                     list.rejected
                         .push((raw.as_str().into(), Rejection::NoResource));
@@ -331,6 +341,15 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
             });
         }
         list
+    }
+
+    /// Whether `aor` (in a served domain) is someone whose presence can be watched: a user the
+    /// engine holds already, or one the store knows.
+    fn presentity_exists(&mut self, aor: &Aor) -> Result<bool, super::StoreError> {
+        if self.by_aor.contains_key(aor) {
+            return Ok(true);
+        }
+        self.store.user_exists(aor)
     }
 
     /// Target, format and flags of a subscription to one's own data.

@@ -77,6 +77,8 @@ const USERS: &[&str] = &[
     "sub489-w",
     "dup-p",
     "dup-w",
+    "nores-w",
+    "nores-p",
     "timeout-p",
     "timeout-w",
     // signout

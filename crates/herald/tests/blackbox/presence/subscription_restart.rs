@@ -70,7 +70,7 @@ fn peer(s: &Server, user: &str) -> Peer {
 
 /// The Lync batched SUBSCRIBE (sipe-client §3.4, without piggyback) for `resources`,
 /// `to_tag` inside an existing dialog.
-fn batch_subscribe(
+pub(super) fn batch_subscribe(
     p: &mut Peer,
     dialog: &Dialog,
     to_tag: Option<&str>,

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::lync::{batch_subscribe, rlmi_of};
 use super::rfc3903::{PIDF_AWAY, PIDF_BUSY, PIDF_OPEN, publish};
 use super::*;
 
@@ -589,4 +590,70 @@ fn registrar_refresh_on_a_new_flow_moves_the_subscriptions() {
     h.send(CAROL, 7, &publish(1, "", Some(PIDF_BUSY)));
     let n = h.deliver();
     assert_eq!(n[0].0.flow, 42, "the client reconnected on flow 42");
+}
+
+/// RFC 3856 §6.5 / RFC 6665 §4.2.1.2: a SUBSCRIBE to the presence of someone who is not a user
+/// of our own domain is 404, with nothing kept and nothing notified; a query too.
+#[test]
+fn rfc3856_6_5_subscribe_to_an_unknown_user_of_our_domain_is_404() {
+    let mut h = Harness::new();
+    h.store.set_directory(&[aor(BOB), aor(CAROL)]);
+    let flow = h.register(BOB, "bobpc");
+    for (call, expires) in [("nx1", 3600), ("nx2", 0)] {
+        let r = h.send(
+            BOB,
+            flow,
+            &subscribe(
+                BOB,
+                "nobody@example.test",
+                call,
+                &format!("Event: presence\nExpires: {expires}"),
+            ),
+        );
+        assert_eq!(r.status(), 404, "Expires: {expires}");
+    }
+    assert_eq!(h.engine.subscription_count(), 0);
+    assert!(h.outbound().is_empty());
+    // A user of the directory is watched as before.
+    let r = h.send(
+        BOB,
+        flow,
+        &subscribe(BOB, CAROL, "ok1", "Event: presence\nExpires: 3600"),
+    );
+    assert_eq!(r.status(), 200);
+}
+
+/// RFC 4662 §5.2: in a list (here a Lync batch), an unknown user of our domain is a resource
+/// whose instance is terminated with reason `noresource`; the others are watched.
+#[test]
+fn rfc4662_5_2_unknown_list_resource_is_terminated_noresource() {
+    let mut h = Harness::new();
+    h.store.set_directory(&[aor(BOB), aor(CAROL)]);
+    let flow = h.register(BOB, "bobpc");
+    let r = h.send(
+        BOB,
+        flow,
+        &batch_subscribe(BOB, "nxb", 1, None, &[CAROL, "nobody@example.test"]),
+    );
+    assert_eq!(r.status(), 200);
+    let ct = rhdr(&r, "Content-Type").expect("piggybacked RLMI");
+    let n = rlmi_of(ct, r.body());
+    let nobody = n
+        .list
+        .resources
+        .iter()
+        .find(|res| res.uri == "sip:nobody@example.test")
+        .expect("the unknown resource is listed");
+    assert_eq!(
+        nobody.instances[0].state,
+        crate::rlmi::InstanceState::Terminated
+    );
+    assert_eq!(nobody.instances[0].reason.as_deref(), Some("noresource"));
+    let carol = n
+        .list
+        .resources
+        .iter()
+        .find(|res| res.uri == "sip:carol@example.test")
+        .expect("carol is listed");
+    assert_eq!(carol.instances[0].state, crate::rlmi::InstanceState::Active);
 }
