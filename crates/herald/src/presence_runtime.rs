@@ -180,7 +180,7 @@ impl PresenceThread {
             let now = Instant::now();
             let mut unit = Unit::default();
             if let Some(input) = input {
-                self.handle(now, input, &mut unit);
+                self.handle(now, &sip, input, &mut unit);
             }
             if self.engine.poll_timeout().is_some_and(|at| at <= now) {
                 self.engine.handle_timeout(now);
@@ -201,7 +201,7 @@ impl PresenceThread {
         tracing::debug!("presence thread stopped");
     }
 
-    fn handle(&mut self, now: Instant, input: Input, unit: &mut Unit) {
+    fn handle(&mut self, now: Instant, sip: &SipRuntime, input: Input, unit: &mut Unit) {
         match input {
             Input::Request { shard, request } => {
                 let ServiceRequest {
@@ -211,6 +211,7 @@ impl PresenceThread {
                     flow,
                 } = *request;
                 let endpoint = EndpointKey::from_request(&request);
+                let contact = sip.contact_for(flow);
                 // What a new dialog gets instead of its 200 if it cannot be stored.
                 let failed = (self.writer.is_some()
                     && request.method() == &Method::Subscribe
@@ -223,6 +224,7 @@ impl PresenceThread {
                         user,
                         flow,
                         endpoint,
+                        contact,
                     },
                 );
                 let tagged = reply.dialog_tag.is_some();

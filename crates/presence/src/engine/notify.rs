@@ -317,8 +317,9 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         let expires = sub.expires_at.saturating_sub(now_secs);
         let benotify = sub.has(flag::BENOTIFY);
         let flow = sub.flow.clone();
+        let contact = sub.contact.clone();
         let Some(request) = build_notify(
-            &self.config.contact,
+            contact.as_deref().unwrap_or(&self.config.contact),
             &headers,
             cseq,
             benotify,

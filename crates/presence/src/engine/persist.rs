@@ -250,6 +250,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
                 Some(&s.local_tag),
             ),
             flow: s.flow,
+            contact: None,
         };
         let sid = self.insert_sub(sub);
         self.restored_tags.insert(s.local_tag.into_boxed_str(), sid);

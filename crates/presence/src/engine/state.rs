@@ -232,6 +232,8 @@ pub(crate) struct Sub<F> {
     /// restored from the store (this run's tags encode the slot instead).
     pub(crate) dialog: Box<str>,
     pub(crate) flow: F,
+    /// Our Contact on the transport of the last SUBSCRIBE, when it is not the configured one.
+    pub(crate) contact: Option<Arc<str>>,
 }
 
 impl<F> Sub<F> {

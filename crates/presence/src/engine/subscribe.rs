@@ -157,6 +157,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
                 None,
             ),
             flow: req.flow.clone(),
+            contact: req.contact.clone(),
         };
         let sid = self.insert_sub(sub);
         if granted == 0 {
@@ -470,6 +471,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
             s.expires_at = now_secs.saturating_add(granted);
             s.duration = granted;
             s.flow = req.flow.clone();
+            s.contact.clone_from(&req.contact);
             let d = s.dialog();
             if d.remote_target != contact {
                 s.dialog = DialogParts::join(
@@ -636,14 +638,15 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         offer: Offer,
         body: Option<Body>,
     ) -> herald_sip::ResponseBuilder {
-        let (package, event_id, list, flags) = match self.sub(sid) {
+        let (package, event_id, list, flags, contact) = match self.sub(sid) {
             Some(s) => (
                 s.kind.package(),
                 s.dialog().event_id.map(str::to_owned),
                 matches!(s.target, Target::List(_)),
                 s.flags,
+                s.contact.clone(),
             ),
-            None => ("presence", None, false, 0),
+            None => ("presence", None, false, 0, None),
         };
         let event = match event_id {
             Some(id) => format!("{package};id={id}"),
@@ -651,7 +654,10 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         };
         let mut resp = Response::for_request(r, code, reason)
             .header(HeaderName::Expires, granted.to_string())
-            .header(HeaderName::Contact, &self.config.contact)
+            .header(
+                HeaderName::Contact,
+                contact.as_deref().unwrap_or(&self.config.contact),
+            )
             .header(HeaderName::Event, event);
         if flags & flag::BENOTIFY != 0 {
             resp = resp.header(HeaderName::Supported, "ms-benotify");

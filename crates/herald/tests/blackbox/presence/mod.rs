@@ -79,6 +79,8 @@ const USERS: &[&str] = &[
     "dup-w",
     "nores-w",
     "nores-p",
+    "tcp-w",
+    "tcp-p",
     "timeout-p",
     "timeout-w",
     // signout

@@ -564,3 +564,37 @@ fn rfc3856_6_5_subscribe_to_an_unknown_user_is_404_and_noresource_in_a_list() {
         .unwrap_or_else(|| panic!("the user is listed:\n{}", n.show()));
     assert!(known.contains(r#"state="active""#), "{}", n.show());
 }
+
+/// RFC 3261 §12.1.1 / RFC 6665 §4.2.1.1: a subscriber over TCP is given, in the 200 and in
+/// the NOTIFYs, a Contact naming herald's TCP listener (not the UDP one), so its in-dialog
+/// requests use a transport it speaks.
+#[test]
+fn rfc6665_4_2_1_1_contact_of_a_tcp_dialog_names_the_tcp_listener() {
+    let s = server();
+    let mut w = Peer::new(
+        crate::support::SipClient::tcp(s.tcp()),
+        crate::support::Account::new("tcp-w", &super::password("tcp-w"), super::DOMAIN),
+    );
+    let (r, _) = w.subscribe(&uri("tcp-p"), 3600, &[]);
+    assert_answer(&r, 200, "SUBSCRIBE over TCP");
+    let expected = format!("<sip:{};transport=tcp>", s.tcp());
+    assert_eq!(
+        header(&r, HeaderName::Contact).as_deref(),
+        Some(expected.as_str()),
+        "{}",
+        show(&r)
+    );
+    let n = w.expect_notify();
+    assert_eq!(n.header("Contact"), expected, "{}", n.show());
+    // A UDP subscriber is still given the UDP listener.
+    let mut u = peer(&s, "tcp-p");
+    let (r, _) = u.subscribe(&uri("tcp-w"), 3600, &[]);
+    assert_answer(&r, 200, "SUBSCRIBE over UDP");
+    assert_eq!(
+        header(&r, HeaderName::Contact),
+        Some(format!("<sip:{};transport=udp>", s.udp())),
+        "{}",
+        show(&r)
+    );
+    u.expect_notify();
+}

@@ -141,6 +141,7 @@ impl Harness {
                 user: aor(user),
                 flow,
                 endpoint,
+                contact: None,
             },
         );
         let mut b = reply.response;

@@ -657,3 +657,47 @@ fn rfc4662_5_2_unknown_list_resource_is_terminated_noresource() {
         .expect("carol is listed");
     assert_eq!(carol.instances[0].state, crate::rlmi::InstanceState::Active);
 }
+
+/// RFC 3261 §12.1.1 / RFC 6665 §4.2.1.1: the Contact of the 2xx and of the notifications is
+/// the one the pipeline gives for the transport the SUBSCRIBE came over (a TLS subscriber is
+/// not pointed at the UDP listener); a refresh over another transport moves it.
+#[test]
+fn rfc6665_4_2_1_1_contact_names_the_transport_of_the_subscribe() {
+    let mut h = Harness::new();
+    let flow = h.register(BOB, "bobpc");
+    let tls: std::sync::Arc<str> = "<sip:192.0.2.1:5061;transport=tls>".into();
+    let send = |h: &mut Harness, text: &str, contact: Option<std::sync::Arc<str>>| {
+        let request = parse_request(text);
+        let reply = h.engine.handle_request(
+            h.now,
+            AuthenticatedRequest {
+                request,
+                user: aor(BOB),
+                flow,
+                endpoint: None,
+                contact,
+            },
+        );
+        reply.response.build().expect("response")
+    };
+    let r = send(
+        &mut h,
+        &subscribe(BOB, CAROL, "ct1", "Event: presence\nExpires: 3600"),
+        Some(tls.clone()),
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(rhdr(&r, "Contact"), Some(&*tls));
+    let n = h.deliver();
+    assert_eq!(hdr(&n[0].1, "Contact"), Some(&*tls), "the NOTIFY too");
+    // Refreshed without one (the configured Contact): later NOTIFYs follow.
+    let r = send(
+        &mut h,
+        &in_dialog("ct1", &to_tag(&r), 2, "Expires: 3600"),
+        None,
+    );
+    assert_eq!(r.status(), 200);
+    let configured = h.engine.config().contact.clone();
+    assert_eq!(rhdr(&r, "Contact"), Some(configured.as_str()));
+    let n = h.deliver();
+    assert_eq!(hdr(&n[0].1, "Contact"), Some(configured.as_str()));
+}
