@@ -7,6 +7,12 @@
 //! tokio worker. Ordering holds where it matters: one shard's inputs arrive in the order the
 //! shard produced them, and a request's reply is handed back to its shard before any NOTIFY the
 //! request caused is started, so the 200 precedes the first NOTIFY on the wire.
+//!
+//! What one input produces (replies, NOTIFY / BENOTIFY requests, changes to the stored
+//! subscription dialogs) goes out as one unit through [`subscription_writer`]: at once when
+//! nothing needs storing, else after the writer thread has committed it (with whatever else
+//! queued meanwhile), so a subscription's 200 never precedes its stored row. At start-up the
+//! dialogs a previous run stored come back through [`Input::Restore`].
 
 use std::collections::HashSet;
 use std::sync::Weak;
