@@ -30,19 +30,9 @@ fn put(c: &[SubscriptionChange<u32>]) -> StoredSubscription<u32> {
     }
 }
 
+/// An in-dialog SUBSCRIBE from bob asking for `expires`.
 fn in_dialog(call: &str, to_tag: &str, cseq: u32, expires: u32) -> String {
-    format!(
-        "SUBSCRIBE sip:{CAROL} SIP/2.0
-Via: SIP/2.0/TCP 10.0.0.9:5060;branch=z9hG4bK{call}{cseq}
-Max-Forwards: 70
-From: <sip:{BOB}>;tag=ft-{call}
-To: <sip:{CAROL}>;tag={to_tag}
-Call-ID: {call}
-CSeq: {cseq} SUBSCRIBE
-Contact: <sip:bob@10.0.0.9:5060;transport=tcp>
-Event: presence
-Expires: {expires}"
-    )
+    rfc6665::in_dialog(call, to_tag, cseq, &format!("Expires: {expires}"))
 }
 
 /// Bob subscribes to carol (PIDF) in a fresh engine; returns the harness, the 200's To tag

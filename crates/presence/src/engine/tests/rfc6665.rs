@@ -16,7 +16,7 @@ fn bob_subscribes(h: &mut Harness, call: &str, extra: &str) -> (u32, Response) {
     (flow, r)
 }
 
-fn in_dialog(call: &str, to_tag: &str, cseq: u32, extra: &str) -> String {
+pub(super) fn in_dialog(call: &str, to_tag: &str, cseq: u32, extra: &str) -> String {
     format!(
         "SUBSCRIBE sip:{CAROL} SIP/2.0
 Via: SIP/2.0/TCP 10.0.0.9:5060;branch=z9hG4bK{call}{cseq}
