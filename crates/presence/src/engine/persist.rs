@@ -18,6 +18,12 @@
 //! other). A restored dialog continues from its reservation, so its CSeq keeps increasing
 //! (RFC 3261 §12.2.1.1) whatever was sent between the last write and the stop.
 //!
+//! **Not stored.** One-time queries and polls (no dialog); dialogs whose flow the runtime
+//! cannot rebuild after a restart (TCP and TLS connections die with the process: the runtime
+//! drops those rows). A `com.microsoft.autoextend` dialog's row keeps the expiry of its last
+//! SUBSCRIBE (or flow move, or CSeq reservation), not each notification's re-arming, so a
+//! restart may end it earlier than autoextend would have; its subscriber then re-subscribes.
+//!
 //! **Restore.** [`Engine::restore_subscription`] takes each stored row at start-up, after the
 //! registrar has restored the registrations: a dialog comes back only if its subscriber is
 //! signed in again (some endpoint was restored) and it has not expired. Its To tag is the one
