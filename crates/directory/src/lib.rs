@@ -27,7 +27,8 @@
 //! change) do not, so they do not flush caches of directory data.
 
 //! Registrations acknowledged with a 200 OK are kept there too ([`RegistrationStore`], schema
-//! migration 5), so that a restart signs nobody out.
+//! migration 5), so that a restart signs nobody out, and so are presence subscription dialogs
+//! ([`SubscriptionStore`], schema migration 7), so that watchers keep watching.
 
 #![warn(missing_docs)]
 
@@ -64,6 +65,34 @@ pub trait RegistrationStore: Send + Sync {
     /// # Errors
     /// The store could not be read.
     fn load_registrations(&self, now_ms: i64) -> Result<Vec<StoredRegistrations>, Error>;
+}
+
+/// Where acknowledged presence subscription dialogs are kept across restarts (schema migration
+/// 7), in the engine's own row shape ([`herald_presence::engine::StoredSubscription`] with the
+/// runtime's flow description as text). Each server of a pool keeps and reads back only its
+/// own rows (`server`: its member name, empty alone), since only it can reach those flows.
+pub trait SubscriptionStore: Send + Sync {
+    /// Applies `changes` (insert or replace by local tag; delete) in one transaction: durable
+    /// when this returns `Ok`. Rows of subscribers that no longer exist are skipped.
+    ///
+    /// # Errors
+    /// The store could not be written; nothing changed.
+    fn save_subscriptions(
+        &self,
+        server: &str,
+        changes: &[herald_presence::engine::SubscriptionChange<String>],
+    ) -> Result<(), Error>;
+
+    /// `server`'s stored dialogs of enabled users still valid at `now_ms` (Unix
+    /// milliseconds); expired ones are deleted.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    fn load_subscriptions(
+        &self,
+        server: &str,
+        now_ms: i64,
+    ) -> Result<Vec<herald_presence::engine::StoredSubscription<String>>, Error>;
 }
 
 /// One user's stored bindings, as [`RegistrationStore::load_registrations`] returns them.

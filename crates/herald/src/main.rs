@@ -14,6 +14,7 @@ mod presence_runtime;
 mod registration_writer;
 mod serve;
 mod sip_runtime;
+mod subscription_writer;
 mod tls;
 mod transport;
 mod user_cache;

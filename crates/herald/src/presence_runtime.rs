@@ -7,22 +7,31 @@
 //! tokio worker. Ordering holds where it matters: one shard's inputs arrive in the order the
 //! shard produced them, and a request's reply is handed back to its shard before any NOTIFY the
 //! request caused is started, so the 200 precedes the first NOTIFY on the wire.
+//!
+//! What one input produces (replies, NOTIFY / BENOTIFY requests, changes to the stored
+//! subscription dialogs) goes out as one unit through [`subscription_writer`]: at once when
+//! nothing needs storing, else after the writer thread has committed it (with whatever else
+//! queued meanwhile), so a subscription's 200 never precedes its stored row. At start-up the
+//! dialogs a previous run stored come back through [`Input::Restore`].
 
+use std::collections::HashSet;
 use std::sync::Weak;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use herald_frontend::ServiceRequest;
+use herald_frontend::{FlowPath, ServiceRequest};
 use herald_presence::Timestamp;
 use herald_presence::categories::roaming::{ContactList, GroupId};
 use herald_presence::engine::{
-    AuthenticatedRequest, ContactError, EndpointKey, Engine, NotifyId, Outbound, OutboundKind,
-    PresenceReport, RegistrarEvent,
+    AuthenticatedRequest, ContactError, EndpointKey, Engine, NotifyId, PresenceReport,
+    RegistrarEvent, StoredSubscription, SubscriptionChange,
 };
 use herald_registrar::Aor;
+use herald_sip::{Method, Response};
 use tokio::sync::oneshot;
 
 use crate::sip_runtime::SipRuntime;
+use crate::subscription_writer::{self, HeldReply, Unit, Writer};
 use crate::transport::Flow;
 
 /// Inputs queued for the presence thread before requests are refused with 503: a burst of
@@ -43,6 +52,12 @@ pub(crate) enum Input {
     Outcome { id: NotifyId, status: u16 },
     /// An admin query or change.
     Admin(AdminCommand),
+    /// The subscription writer is attached: from now on dialog changes are stored.
+    AttachWriter(Writer),
+    /// Subscription dialogs a previous run stored, to restore (after the registrations).
+    Restore(Vec<StoredSubscription<String>>),
+    /// New dialogs the writer could not store (their SUBSCRIBE was answered 500): end them.
+    Forget(Vec<String>),
 }
 
 /// Admin requests answered by the thread (the `herald presence` and `herald contact`
@@ -126,7 +141,13 @@ pub(crate) fn start(
             // Sends may spawn a tokio task (a UDP socket that would block), so the thread runs
             // inside the runtime's context.
             let _guard = tokio.enter();
-            PresenceThread { engine, sip }.run(&rx);
+            PresenceThread {
+                engine,
+                sip,
+                writer: None,
+                stored: HashSet::new(),
+            }
+            .run(&rx);
         })?;
     Ok(PresenceHandle { tx })
 }
@@ -134,6 +155,12 @@ pub(crate) fn start(
 struct PresenceThread {
     engine: Engine<Flow>,
     sip: Weak<SipRuntime>,
+    /// Where dialog changes go to be stored before what depends on them is sent; `None` until
+    /// attached (and in runs without a store): everything is sent at once.
+    writer: Option<Writer>,
+    /// Local tags of the dialogs with a stored row, so that ending a dialog that never had one
+    /// (a TCP or TLS subscriber's) costs no write.
+    stored: HashSet<String>,
 }
 
 impl PresenceThread {
@@ -157,14 +184,22 @@ impl PresenceThread {
             };
             let Some(sip) = self.sip.upgrade() else { break };
             let now = Instant::now();
+            let mut unit = Unit::default();
             if let Some(input) = input {
-                self.handle(now, &sip, input);
+                self.handle(now, &sip, input, &mut unit);
             }
             if self.engine.poll_timeout().is_some_and(|at| at <= now) {
                 self.engine.handle_timeout(now);
             }
             while let Some(out) = self.engine.poll_outbound() {
-                send_outbound(&sip, out);
+                unit.outbound.push(out);
+            }
+            self.collect_changes(&mut unit);
+            if !unit.is_empty() {
+                match &self.writer {
+                    Some(w) => w.submit(&sip, unit),
+                    None => subscription_writer::deliver(&sip, unit, true),
+                }
             }
             gauge.set(self.engine.subscription_count() as f64);
             users.set(self.engine.user_count() as f64);
@@ -172,7 +207,7 @@ impl PresenceThread {
         tracing::debug!("presence thread stopped");
     }
 
-    fn handle(&mut self, now: Instant, sip: &SipRuntime, input: Input) {
+    fn handle(&mut self, now: Instant, sip: &SipRuntime, input: Input, unit: &mut Unit) {
         match input {
             Input::Request { shard, request } => {
                 let ServiceRequest {
@@ -182,6 +217,12 @@ impl PresenceThread {
                     flow,
                 } = *request;
                 let endpoint = EndpointKey::from_request(&request);
+                let contact = sip.contact_for(flow);
+                // What a new dialog gets instead of its 200 if it cannot be stored.
+                let failed = (self.writer.is_some()
+                    && request.method() == &Method::Subscribe
+                    && request.to().tag().is_none())
+                .then(|| Response::for_request(&request, 500, "Server Internal Error"));
                 let reply = self.engine.handle_request(
                     now,
                     AuthenticatedRequest {
@@ -189,10 +230,24 @@ impl PresenceThread {
                         user,
                         flow,
                         endpoint,
+                        contact,
                     },
                 );
                 let tagged = reply.dialog_tag.is_some();
-                sip.respond(shard, reply_to, reply.response, tagged);
+                unit.replies.push(HeldReply {
+                    shard,
+                    reply_to,
+                    response: reply.response,
+                    dialog: reply.dialog_tag.zip(failed),
+                    tagged,
+                });
+            }
+            Input::AttachWriter(writer) => self.writer = Some(writer),
+            Input::Restore(rows) => self.restore(now, rows, unit),
+            Input::Forget(tags) => {
+                for tag in tags {
+                    self.engine.forget_subscription(now, &tag);
+                }
             }
             Input::Registrar(event) => self.engine.on_registrar_event(now, event),
             Input::Outcome { id, status } => {
@@ -203,6 +258,63 @@ impl PresenceThread {
                 }
             }
             Input::Admin(command) => self.admin(now, command),
+        }
+    }
+
+    /// Restores the dialogs a previous run stored; rows that cannot be restored (expired,
+    /// subscriber not signed in again, flow gone) are deleted.
+    fn restore(&mut self, now: Instant, rows: Vec<StoredSubscription<String>>, unit: &mut Unit) {
+        let (mut restored, mut dropped) = (0usize, 0usize);
+        for row in rows {
+            let tag = row.local_tag.clone();
+            let result = match row.map_flow(|f| Flow::from_persistent(f)) {
+                Some(row) => self
+                    .engine
+                    .restore_subscription(now, row)
+                    .map_err(|e| e.to_string()),
+                None => Err("flow cannot be rebuilt".to_owned()),
+            };
+            match result {
+                Ok(()) => {
+                    restored += 1;
+                    self.stored.insert(tag);
+                }
+                Err(e) => {
+                    dropped += 1;
+                    tracing::debug!(%tag, reason = %e, "stored subscription not restored");
+                    unit.changes.push(SubscriptionChange::Delete(tag));
+                }
+            }
+        }
+        tracing::info!(restored, dropped, "restored stored subscriptions");
+    }
+
+    /// Moves the engine's dialog changes into `unit` in stored form: rows whose flow will not
+    /// survive a restart are not stored (and removed if they were), deletions of rows never
+    /// stored are skipped.
+    fn collect_changes(&mut self, unit: &mut Unit) {
+        while let Some(change) = self.engine.poll_subscription_change() {
+            match change {
+                SubscriptionChange::Put(row) => {
+                    let tag = row.local_tag.clone();
+                    match row.map_flow(FlowPath::persistent) {
+                        Some(row) => {
+                            self.stored.insert(tag);
+                            unit.changes.push(SubscriptionChange::Put(Box::new(row)));
+                        }
+                        None => {
+                            if self.stored.remove(&tag) {
+                                unit.changes.push(SubscriptionChange::Delete(tag));
+                            }
+                        }
+                    }
+                }
+                SubscriptionChange::Delete(tag) => {
+                    if self.stored.remove(&tag) {
+                        unit.changes.push(SubscriptionChange::Delete(tag));
+                    }
+                }
+            }
         }
     }
 
@@ -243,21 +355,6 @@ impl PresenceThread {
                 let _ = reply.send(r);
             }
         }
-    }
-}
-
-/// Hands one engine request to the wire: a NOTIFY through a client transaction of some shard
-/// (whose id comes back as the outcome), a BENOTIFY straight to the transport.
-fn send_outbound(sip: &SipRuntime, out: Outbound<Flow>) {
-    let Outbound {
-        flow,
-        kind,
-        request,
-    } = out;
-    match kind {
-        OutboundKind::Notify(id) => sip.send_notify(flow, &request, id),
-        OutboundKind::Benotify => sip.send_unanswered(flow, &request),
-        _ => {}
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use herald_auth::{DigestConfig, ThrottleConfig};
-use herald_directory::{Directory, RegistrationStore};
+use herald_directory::{Directory, RegistrationStore, SubscriptionStore};
 use herald_frontend::{Frontend, FrontendConfig};
 use herald_presence::engine::{Engine, EngineConfig, ExpiryBounds};
 use herald_registrar::RegistrarConfig;
@@ -20,6 +20,7 @@ use crate::discovery_runtime::{self, DiscoveryListeners, ListenerFacts};
 use crate::presence_runtime;
 use crate::registration_writer;
 use crate::sip_runtime::SipRuntime;
+use crate::subscription_writer;
 use crate::tls;
 use crate::transport::{BoundAddrs, Listeners, TransportLimits};
 
@@ -39,6 +40,7 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
     });
     let presence_store = sqlite.presence_store();
     let registration_store: Arc<dyn RegistrationStore> = sqlite.clone();
+    let subscription_store: Arc<dyn SubscriptionStore> = sqlite.clone();
     let directory: Arc<dyn Directory> = sqlite;
     let demo_users = seed(&config, directory.as_ref(), args.demo)?;
 
@@ -113,6 +115,17 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
     let presence = presence_runtime::start(engine, Arc::downgrade(&runtime))
         .context("starting the presence thread")?;
     runtime.attach_presence(presence.clone());
+    // Subscription dialogs are stored (before their 200) by a writer of their own, and the
+    // stored ones come back once registrations have (below).
+    let member = homing.as_ref().map_or_else(String::new, |h| h.this.clone());
+    let subscription_writer = subscription_writer::start(
+        subscription_store.clone(),
+        member.clone(),
+        Arc::downgrade(&runtime),
+        presence.clone(),
+    )
+    .context("starting the subscription writer")?;
+    presence.send(presence_runtime::Input::AttachWriter(subscription_writer));
     // Registrations acknowledged before the last stop come back before any traffic is taken.
     let stored = registration_store
         .load_registrations(unix_ms)
@@ -135,6 +148,14 @@ pub(crate) async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()>
         runtime.clone(),
     )?;
     runtime.attach(transports);
+    // After the registrations (their events are queued ahead of this) and once NOTIFYs can be
+    // sent: each restored dialog is told the current state at once.
+    let subscriptions = subscription_store
+        .load_subscriptions(&member, presence_runtime::wall_clock().unix_millis())
+        .context("reading the stored subscriptions")?;
+    if !subscriptions.is_empty() {
+        presence.send(presence_runtime::Input::Restore(subscriptions));
+    }
     runtime.spawn_tasks();
     tokio::spawn(admin::serve(admin_listener, metrics, presence));
     discovery.start(topology.clone(), tls_acceptor.clone(), directory.clone());
@@ -375,6 +396,7 @@ fn engine_config(config: &Config, bound: &BoundAddrs, host: &str) -> EngineConfi
         max_watchers_per_presentity: p.max_watchers_per_presentity,
         benotify: p.benotify,
         legacy_202: p.legacy_202,
+        persist_subscriptions: true,
         local_domains: config.domains().map(str::to_owned).collect(),
         contact,
         seed: rand::random(),

@@ -118,6 +118,11 @@ impl SipRuntime {
         restored
     }
 
+    /// Our Contact as reached over `flow` (see [`Transports::contact`]).
+    pub(crate) fn contact_for(&self, flow: Flow) -> Option<Arc<str>> {
+        self.transports.get()?.contact(flow)
+    }
+
     /// Sends the presence service's answer to a request that shard `shard` handed over.
     pub(crate) fn respond(
         &self,

@@ -116,6 +116,8 @@ pub(crate) struct Transports {
     udp: Vec<Arc<UdpSocket>>,
     /// `SIP/2.0/UDP host:port` of each UDP socket, for the Via of our own requests.
     udp_via: Vec<String>,
+    /// Our Contact on each UDP socket, for the dialogs subscribers make over it.
+    udp_contact: Vec<Arc<str>>,
     conns: Mutex<HashMap<u64, Connection>>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     next_conn: AtomicU64,
@@ -127,6 +129,8 @@ struct Connection {
     close: Arc<tokio::sync::Notify>,
     /// `SIP/2.0/TCP addr` or `SIP/2.0/TLS addr` with the connection's local address.
     via: String,
+    /// Our Contact on the listener the connection came to (`transport=tcp` / `tls`).
+    contact: Arc<str>,
 }
 
 /// Messages queued for one connection before it counts as not reading.
@@ -204,9 +208,17 @@ impl Listeners {
                 Ok(via_value(TransportKind::Udp, local, &limits.host))
             })
             .collect::<std::io::Result<Vec<_>>>()?;
+        let udp_contact = udp
+            .iter()
+            .map(|s| {
+                let local = s.local_addr()?;
+                Ok(contact_value(TransportKind::Udp, local, &limits.host))
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
         let transports = Arc::new(Transports {
             udp: udp.clone(),
             udp_via,
+            udp_contact,
             conns: Mutex::new(HashMap::new()),
             per_ip: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
@@ -251,6 +263,16 @@ impl Transports {
         };
         let sent = sent.unwrap_or_else(|| format!("SIP/2.0/UDP {}", self.limits.host));
         format!("{sent};branch={branch};rport")
+    }
+
+    /// Our Contact as reached over `flow`: the address and transport of the listener the flow
+    /// came to (RFC 3261 §12.1.1: the Contact of a dialog must reach us; a TCP or TLS
+    /// subscriber must not be pointed at the UDP listener). `None` for a closed connection.
+    pub(crate) fn contact(&self, flow: Flow) -> Option<Arc<str>> {
+        match flow {
+            Flow::Udp { socket, .. } => self.udp_contact.get(usize::from(socket)).cloned(),
+            Flow::Stream { conn } => self.conns.lock().get(&conn).map(|c| c.contact.clone()),
+        }
     }
 
     /// Writes one message over a flow. Never blocks: a stream whose queue is full loses the
@@ -345,6 +367,21 @@ fn via_value(kind: TransportKind, local: SocketAddr, host: &str) -> String {
     } else {
         format!("SIP/2.0/{proto} {local}")
     }
+}
+
+/// `<sip:addr;transport=udp|tcp|tls>`, with `host` standing in for a wildcard address.
+fn contact_value(kind: TransportKind, local: SocketAddr, host: &str) -> Arc<str> {
+    let proto = match kind {
+        TransportKind::Udp => "udp",
+        TransportKind::Tcp => "tcp",
+        TransportKind::Tls => "tls",
+    };
+    let at = if local.ip().is_unspecified() {
+        format!("{host}:{}", local.port())
+    } else {
+        local.to_string()
+    };
+    Arc::from(format!("<sip:{at};transport={proto}>"))
 }
 
 /// Binds a UDP socket; `None` for an IPv6 wildcard on a host without IPv6.
@@ -495,6 +532,7 @@ async fn serve_stream<S, H>(
     let conn = transports.next_conn.fetch_add(1, Ordering::Relaxed);
     let flow = Flow::Stream { conn };
     let via = via_value(kind, local, &transports.limits.host);
+    let contact = contact_value(kind, local, &transports.limits.host);
     let (tx, rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
     let close = Arc::new(tokio::sync::Notify::new());
     transports.conns.lock().insert(
@@ -503,6 +541,7 @@ async fn serve_stream<S, H>(
             tx: tx.clone(),
             close: close.clone(),
             via,
+            contact,
         },
     );
     metrics::gauge!("herald_connections").increment(1.0);

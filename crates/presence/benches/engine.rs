@@ -64,6 +64,7 @@ fn handle(engine: &mut Engine<u64>, now: Instant, user: &str, flow: u64, text: &
                 user: aor(user),
                 flow,
                 endpoint,
+                contact: None,
             },
         )
         .status()

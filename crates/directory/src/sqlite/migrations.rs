@@ -40,6 +40,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_presence"),
     migration!(5, "0005_registrations"),
     migration!(6, "0006_user_home"),
+    migration!(7, "0007_subscriptions"),
 ];
 
 /// The schema version of `conn`'s store: 0 for a store herald never prepared.

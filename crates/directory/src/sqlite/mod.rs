@@ -19,6 +19,7 @@ mod anchor;
 mod migrations;
 mod presence;
 mod registrations;
+mod subscriptions;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};

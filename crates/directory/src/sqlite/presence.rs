@@ -227,6 +227,10 @@ impl PresenceStore for SqlitePresenceStore {
         })
     }
 
+    fn user_exists(&mut self, user: &herald_registrar::Aor) -> Result<bool, StoreError> {
+        self.read("looking up a user", user, |_, id| Ok(id.is_some()))
+    }
+
     fn identity(&mut self, user: &herald_registrar::Aor) -> Result<Option<Identity>, StoreError> {
         self.read("reading the identity", user, |tx, id| {
             let Some(id) = id else {

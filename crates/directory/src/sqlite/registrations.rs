@@ -34,15 +34,19 @@ impl SqliteDirectory {
             std::sync::atomic::Ordering::Relaxed,
         );
     }
-}
 
-impl RegistrationStore for SqliteDirectory {
-    fn save_registrations(&self, batch: &[(Aor, Vec<StoredBinding>)]) -> Result<(), Error> {
+    /// Runs `f` in one write transaction committed at the registration durability: for the
+    /// acknowledged soft state written in batches (registrations, subscription dialogs).
+    pub(super) fn write_soft_state<T>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let full = self
             .registration_sync
             .load(std::sync::atomic::Ordering::Relaxed);
-        // Directory writes sync every commit; a registration batch only waits for the log,
-        // unless so configured (see `Conn` for how the level is switched).
+        // Directory writes sync every commit; a batch here only waits for the log, unless so
+        // configured (see `Conn` for how the level is switched).
         let mut conn = if full {
             super::lock(&self.conn)
         } else {
@@ -50,11 +54,21 @@ impl RegistrationStore for SqliteDirectory {
         };
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .ctx("saving registrations")?;
-        for (aor, bindings) in batch {
-            save_one(&tx, aor, bindings)?;
-        }
-        tx.commit().ctx("saving registrations")
+            .ctx(what)?;
+        let out = f(&tx)?;
+        tx.commit().ctx(what)?;
+        Ok(out)
+    }
+}
+
+impl RegistrationStore for SqliteDirectory {
+    fn save_registrations(&self, batch: &[(Aor, Vec<StoredBinding>)]) -> Result<(), Error> {
+        self.write_soft_state("saving registrations", |tx| {
+            for (aor, bindings) in batch {
+                save_one(tx, aor, bindings)?;
+            }
+            Ok(())
+        })
     }
 
     fn load_registrations(&self, now_ms: i64) -> Result<Vec<StoredRegistrations>, Error> {

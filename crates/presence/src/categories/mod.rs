@@ -166,6 +166,16 @@ impl CategorySet {
         Self(names.iter().fold(0, |m, n| m | n.bit()))
     }
 
+    /// The set as bits, for storing it ([`CategorySet::from_bits`] reads it back).
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// A set stored with [`CategorySet::bits`].
+    pub const fn from_bits(bits: u32) -> Self {
+        Self(bits)
+    }
+
     /// Whether `name` is in the set.
     pub fn contains(self, name: &CategoryName) -> bool {
         self.0 & name.bit() != 0

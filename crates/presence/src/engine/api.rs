@@ -22,6 +22,10 @@ pub struct AuthenticatedRequest<F> {
     /// The endpoint it came from, when the pipeline can tell (see
     /// [`EndpointKey::from_request`]); publications with `expireType="endpoint"` die with it.
     pub endpoint: Option<EndpointKey>,
+    /// Our Contact as the subscriber reaches us over `flow` (the listener's address and
+    /// transport), for the 2xx and notifications of a dialog this request creates or
+    /// refreshes; `None`: [`super::EngineConfig::contact`].
+    pub contact: Option<Arc<str>>,
 }
 
 /// What identifies one signed-in endpoint of a user across its requests: the Lync `epid`, else

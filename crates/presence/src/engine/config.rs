@@ -79,6 +79,10 @@ pub struct EngineConfig {
     /// §8.3.1 forbids 202 and clients treat both alike; this exists only for old test
     /// scenarios that wait for a 202 (two of the Kamailio SIPp scenarios). Off by default.
     pub legacy_202: bool,
+    /// Queue [`super::SubscriptionChange`]s for the runtime to store (see the `persist`
+    /// module). Off by default, so an engine without a subscription store (tests, benches)
+    /// keeps no queue that nobody drains.
+    pub persist_subscriptions: bool,
     /// The domains this server is authoritative for (lower case). Watchers in them are
     /// "same enterprise", others "federated"; presentities outside them are `noresource` (404).
     /// Empty means every domain is local (tests, single-domain labs).
@@ -127,6 +131,7 @@ impl Default for EngineConfig {
             piggyback: true,
             autoextend: true,
             legacy_202: false,
+            persist_subscriptions: false,
             local_domains: Vec::new(),
             domain_aliases: Vec::new(),
             contact: "<sip:presence.invalid;transport=tcp>".to_owned(),

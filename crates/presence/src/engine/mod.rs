@@ -37,7 +37,12 @@
 //!   it changes its own state, and returns 500 (nothing changed) if the store fails. When
 //!   `handle_request` returns a 200, the data is durable (issue 3 point 7). Static
 //!   publications (manual status, note), containers and contact lists are persisted;
-//!   endpoint, user and time publications and all subscriptions are soft state.
+//!   endpoint, user and time publications are soft state.
+//! - **Subscription dialogs** are persisted by the runtime, not inside the call: drain
+//!   [`Engine::poll_subscription_change`] after each call and make those changes durable
+//!   before sending that call's reply and outbound requests (group commit; see the `persist`
+//!   module). At start, after the registrations, feed each stored dialog to
+//!   [`Engine::restore_subscription`].
 //! - **Outbound requests**: an [`Outbound`] names the subscription's flow (the flow of its last
 //!   SUBSCRIBE; registrar refreshes move it to the endpoint's new flow), whether it is a NOTIFY
 //!   ([`OutboundKind::Notify`] with a [`NotifyId`]) or a BENOTIFY, and the request bytes
@@ -95,6 +100,7 @@ mod config;
 mod contacts;
 mod derive;
 mod notify;
+mod persist;
 mod publish;
 mod registrar;
 mod reply;
@@ -122,6 +128,7 @@ pub use api::{
 pub use config::{ConfigError, EngineConfig, ExpiryBounds, MAX_CONTACTS_CEILING};
 pub use contacts::ContactError;
 pub use herald_registrar::Event as RegistrarEvent;
+pub use persist::{CSEQ_RESERVATION, RestoreError, StoredSubscription, SubscriptionChange};
 pub use store::{
     Identity, MemoryStore, PresenceStore, PublicationKey, StaticChange, StoreError,
     StoredPublication,
@@ -153,6 +160,10 @@ pub struct Engine<F> {
     pending: HashMap<NotifyId, SubId>,
     pending_queue: VecDeque<(Instant, NotifyId)>,
     outbound: VecDeque<Outbound<F>>,
+    /// Changes to the stored subscription dialogs, for the runtime to write (`persist`).
+    changes: VecDeque<SubscriptionChange<F>>,
+    /// Restored dialogs by their local tag, which does not encode their slot.
+    restored_tags: HashMap<Box<str>, SubId>,
     counter: u64,
 }
 
@@ -188,6 +199,8 @@ impl<F: Clone + Eq + Hash + Debug> Engine<F> {
             pending: HashMap::new(),
             pending_queue: VecDeque::new(),
             outbound: VecDeque::new(),
+            changes: VecDeque::new(),
+            restored_tags: HashMap::new(),
             counter: 0,
         })
     }
@@ -610,9 +623,18 @@ impl<F: Clone + Eq + Hash + Debug> Engine<F> {
         self.timers = BinaryHeap::from(kept);
     }
 
-    /// The To tag of a persistent subscription's dialog: its slot and generation, mixed with
-    /// the seed, so an in-dialog request finds its subscription without a dialog index.
+    /// The To tag of a persistent subscription's dialog. A dialog restored from the store keeps
+    /// the tag its subscriber knows; others get [`Engine::tag_of_slot`].
     fn local_tag(&self, sid: SubId) -> String {
+        if let Some(tag) = self.sub(sid).and_then(|s| s.dialog().local_tag) {
+            return tag.to_owned();
+        }
+        self.tag_of_slot(sid)
+    }
+
+    /// The tag this run gives the dialog in slot `sid`: its slot and generation, mixed with
+    /// the seed, so an in-dialog request finds its subscription without a dialog index.
+    fn tag_of_slot(&self, sid: SubId) -> String {
         let raw = (u64::from(sid.index) << 32) | u64::from(sid.generation);
         format!("{:016x}", raw ^ self.config.seed)
     }

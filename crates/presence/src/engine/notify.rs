@@ -318,8 +318,9 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         let expires = sub.expires_at.saturating_sub(now_secs);
         let benotify = sub.has(flag::BENOTIFY);
         let flow = sub.flow.clone();
+        let contact = sub.contact.clone();
         let Some(request) = build_notify(
-            &self.config.contact,
+            contact.as_deref().unwrap_or(&self.config.contact),
             &headers,
             cseq,
             benotify,
@@ -331,6 +332,9 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         };
         if let Some(s) = self.sub_mut(sid) {
             s.cseq = cseq;
+        }
+        if matches!(state, NotifyState::Active) {
+            self.cseq_used(now, sid, cseq);
         }
         self.push_outbound(now, flow, benotify, request, Some(sid));
     }
@@ -528,6 +532,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         self.sub_gens[sid.index as usize] = sid.generation.wrapping_add(1);
         self.free_subs.push(sid.index);
         self.live_subs -= 1;
+        self.unpersist(sid, &sub);
         self.detach(now, sid.index, &sub);
     }
 

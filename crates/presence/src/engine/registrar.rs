@@ -67,6 +67,8 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
                             && s.flow == old
                         {
                             s.flow = flow.clone();
+                            // The stored row names the flow too.
+                            self.persist_sub(now, self.sid_of(i));
                         }
                     }
                 }

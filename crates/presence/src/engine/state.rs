@@ -232,10 +232,14 @@ pub(crate) struct Sub<F> {
     /// Next RLMI / watcherinfo version.
     pub(crate) version: u32,
     /// `call-id \n remote-tag \n event-id \n route-set \n remote-target \n local-uri \n
-    /// remote-uri`: one allocation for every string the dialog needs (the URIs empty unless
-    /// the subscriber wrote others than the canonical ones, see [`DialogParts::local_uri`]).
+    /// remote-uri \n local-tag`: one allocation for every string the dialog needs (the URIs
+    /// empty unless the subscriber wrote others than the canonical ones, see
+    /// [`DialogParts::local_uri`]; the local tag only for a dialog restored from the store, as
+    /// this run's tags encode the slot instead).
     pub(crate) dialog: Box<str>,
     pub(crate) flow: F,
+    /// Our Contact on the transport of the last SUBSCRIBE, when it is not the configured one.
+    pub(crate) contact: Option<Arc<str>>,
 }
 
 impl<F> Sub<F> {
@@ -272,6 +276,8 @@ pub(crate) struct DialogParts<'a> {
     pub(crate) local_uri: Option<&'a str>,
     /// The same for the SUBSCRIBE's From URI, the To of every NOTIFY.
     pub(crate) remote_uri: Option<&'a str>,
+    /// The local tag of a restored dialog.
+    pub(crate) local_tag: Option<&'a str>,
 }
 
 impl<'a> DialogParts<'a> {
@@ -284,6 +290,7 @@ impl<'a> DialogParts<'a> {
             remote_target,
             local_uri,
             remote_uri,
+            local_tag,
         } = self;
         let mut s = String::with_capacity(
             call_id.len()
@@ -293,7 +300,8 @@ impl<'a> DialogParts<'a> {
                 + remote_target.len()
                 + local_uri.map_or(0, str::len)
                 + remote_uri.map_or(0, str::len)
-                + 6,
+                + local_tag.map_or(0, str::len)
+                + 7,
         );
         s.push_str(call_id);
         s.push('\n');
@@ -308,6 +316,8 @@ impl<'a> DialogParts<'a> {
         s.push_str(local_uri.unwrap_or(""));
         s.push('\n');
         s.push_str(remote_uri.unwrap_or(""));
+        s.push('\n');
+        s.push_str(local_tag.unwrap_or(""));
         s.into_boxed_str()
     }
 
@@ -320,6 +330,7 @@ impl<'a> DialogParts<'a> {
         let remote_target = it.next().unwrap_or("");
         let local_uri = it.next().filter(|u| !u.is_empty());
         let remote_uri = it.next().filter(|u| !u.is_empty());
+        let local_tag = it.next().filter(|t| !t.is_empty());
         Self {
             call_id,
             remote_tag,
@@ -328,6 +339,7 @@ impl<'a> DialogParts<'a> {
             remote_target,
             local_uri,
             remote_uri,
+            local_tag,
         }
     }
 }

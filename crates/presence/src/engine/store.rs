@@ -63,6 +63,17 @@ pub trait PresenceStore: Send {
     /// # Errors
     /// The store could not be read.
     fn identity(&mut self, user: &Aor) -> Result<Option<Identity>, StoreError>;
+
+    /// Whether `user` (in a served domain) is a user of the directory: a SUBSCRIBE to anyone
+    /// else's presence is 404, a list resource naming them `noresource` (RFC 3856 §6.5, RFC
+    /// 4662 §5.2). Stores that do not know assume every address is a user.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    fn user_exists(&mut self, user: &Aor) -> Result<bool, StoreError> {
+        let _ = user;
+        Ok(true)
+    }
 }
 
 /// A store failure. The engine answers the request that needed the store with 500.
@@ -130,6 +141,8 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct MemoryInner {
     users: HashMap<Aor, MemoryUser>,
+    /// When set, the only users that exist (see [`MemoryStore::set_directory`]).
+    directory: Option<Vec<Aor>>,
     failing: bool,
     writes: u64,
 }
@@ -151,6 +164,12 @@ impl MemoryStore {
     /// Sets a user's identity (what the directory would hold).
     pub fn set_identity(&self, user: &Aor, identity: Identity) {
         self.with(|m| m.users.entry(user.clone()).or_default().identity = Some(identity));
+    }
+
+    /// Makes `users` the only users that exist ([`PresenceStore::user_exists`]); by default
+    /// every address does.
+    pub fn set_directory(&self, users: &[Aor]) {
+        self.with(|m| m.directory = Some(users.to_vec()));
     }
 
     /// Makes every later call fail (to test that failures change nothing) or succeed again.
@@ -263,5 +282,9 @@ impl PresenceStore for MemoryStore {
 
     fn identity(&mut self, user: &Aor) -> Result<Option<Identity>, StoreError> {
         self.op(|m| m.users.get(user).and_then(|u| u.identity.clone()))
+    }
+
+    fn user_exists(&mut self, user: &Aor) -> Result<bool, StoreError> {
+        self.op(|m| m.directory.as_ref().is_none_or(|d| d.contains(user)))
     }
 }

@@ -23,6 +23,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use herald_registrar::Aor;
 use herald_sip::{HeaderName, Request, Response};
 
 use super::Engine;
@@ -161,9 +162,11 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
                 remote_target: &remote_target,
                 local_uri: local_uri.as_deref(),
                 remote_uri: remote_uri.as_deref(),
+                local_tag: None,
             }
             .join(),
             flow: req.flow.clone(),
+            contact: req.contact.clone(),
         };
         let sid = self.insert_sub(sub);
         if granted == 0 {
@@ -187,6 +190,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         if !offer.piggyback {
             self.notify(now, sid, NotifyState::Active, body);
         }
+        self.persist_sub(now, sid);
         reply
     }
 
@@ -269,6 +273,13 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         let format = accept
             .single_format()
             .ok_or_else(|| not_acceptable(r, false))?;
+        // RFC 3856 §6.5 / RFC 6665 §4.2.1.2: no such presentity in our own domain.
+        if !self
+            .presentity_exists(&target)
+            .map_err(|e| reply::store_failed(r, &e))?
+        {
+            return Err(reply::simple(r, 404, "Not Found").into());
+        }
         let presentity = self
             .ensure_user(now, &target)
             .map_err(|e| reply::store_failed(r, &e))?;
@@ -288,7 +299,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
 
     /// The entries of a list subscription: local presentities within quota are watched, the
     /// rest are reported per resource (Lync's `quotaExceeded` shape, or `noresource`).
-    fn build_list(
+    pub(super) fn build_list(
         &mut self,
         now: Instant,
         watcher: UserId,
@@ -306,7 +317,9 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
             .max_subscriptions_per_user
             .saturating_sub(self.user(watcher).watched);
         for raw in uris.iter().take(self.config.limits.max_parts) {
-            let Some(aor) = self.local_aor(&strip_sip(raw).to_ascii_lowercase()) else {
+            let known = |e: &mut Self, a: &Aor| e.presentity_exists(a).unwrap_or(false);
+            let aor = self.local_aor(&strip_sip(raw).to_ascii_lowercase());
+            let Some(aor) = aor.filter(|a| known(self, a)) else {
                 if !list.rejected.iter().any(|(u, _)| **u == **raw) {
                     list.rejected
                         .push((raw.as_str().into(), Rejection::NoResource));
@@ -336,6 +349,15 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
             });
         }
         list
+    }
+
+    /// Whether `aor` (in a served domain) is someone whose presence can be watched: a user the
+    /// engine holds already, or one the store knows.
+    fn presentity_exists(&mut self, aor: &Aor) -> Result<bool, super::StoreError> {
+        if self.by_aor.contains_key(aor) {
+            return Ok(true);
+        }
+        self.store.user_exists(aor)
     }
 
     /// Target, format and flags of a subscription to one's own data.
@@ -408,7 +430,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
     ) -> Reply {
         let r = &req.request;
         let Some(sid) = self
-            .decode_tag(tag)
+            .find_by_tag(tag)
             .filter(|&sid| self.dialog_matches(sid, req, kind, event_id))
         else {
             return reply::simple(r, 481, "Subscription Does Not Exist");
@@ -456,6 +478,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
             s.expires_at = now_secs.saturating_add(granted);
             s.duration = granted;
             s.flow = req.flow.clone();
+            s.contact.clone_from(&req.contact);
             let d = s.dialog();
             if d.remote_target != contact {
                 s.dialog = DialogParts {
@@ -471,6 +494,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         if !offer.piggyback {
             self.notify(now, sid, NotifyState::Active, body);
         }
+        self.persist_sub(now, sid);
         reply
     }
 
@@ -493,7 +517,7 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
     }
 
     /// Puts a new subscription into the indexes and arms its expiry.
-    fn attach(&mut self, now: Instant, sid: SubId) {
+    pub(super) fn attach(&mut self, now: Instant, sid: SubId) {
         let Some(s) = self.sub(sid) else { return };
         let watcher = s.watcher;
         let resources = s.resources();
@@ -618,14 +642,15 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         offer: Offer,
         body: Option<Body>,
     ) -> herald_sip::ResponseBuilder {
-        let (package, event_id, list, flags) = match self.sub(sid) {
+        let (package, event_id, list, flags, contact) = match self.sub(sid) {
             Some(s) => (
                 s.kind.package(),
                 s.dialog().event_id.map(str::to_owned),
                 matches!(s.target, Target::List(_)),
                 s.flags,
+                s.contact.clone(),
             ),
-            None => ("presence", None, false, 0),
+            None => ("presence", None, false, 0, None),
         };
         let event = match event_id {
             Some(id) => format!("{package};id={id}"),
@@ -633,7 +658,10 @@ impl<F: Clone + Eq + std::hash::Hash + std::fmt::Debug> Engine<F> {
         };
         let mut resp = Response::for_request(r, code, reason)
             .header(HeaderName::Expires, granted.to_string())
-            .header(HeaderName::Contact, &self.config.contact)
+            .header(
+                HeaderName::Contact,
+                contact.as_deref().unwrap_or(&self.config.contact),
+            )
             .header(HeaderName::Event, event);
         if flags & flag::BENOTIFY != 0 {
             resp = resp.header(HeaderName::Supported, "ms-benotify");

@@ -1070,6 +1070,7 @@ impl Server {
                 user: paor(user),
                 flow,
                 endpoint,
+                contact: None,
             },
         );
         let mut b = reply.response;

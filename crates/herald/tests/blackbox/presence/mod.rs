@@ -17,6 +17,9 @@
 //! - `persistence`: `herald contact add|list|remove` against the running server (reaching the
 //!   owner's roaming-contacts subscription at once) and against the stopped server's store,
 //!   `herald presence show`, static publications surviving a restart.
+//! - `subscription_restart`: acknowledged subscription dialogs (PIDF, Lync batch with
+//!   BENOTIFY) survive a SIGKILL and restart: caught up at once, publications and refreshes
+//!   work in the same dialogs, unsubscribed ones stay gone.
 //! - `sipp`: third-party SIPp presence scenarios from `../shared/specs/sipp-presence-scenarios/`
 //!   run as they are (the list of those that run and those skipped, and why, is there).
 //! - `simple_client`: baresip, a Debian SIMPLE client, sees a Lync-dialect user go Busy, Away
@@ -33,6 +36,7 @@ mod rfc6665;
 mod signout;
 mod simple_client;
 mod sipp;
+mod subscription_restart;
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -76,6 +80,10 @@ const USERS: &[&str] = &[
     "sub489-w",
     "dup-p",
     "dup-w",
+    "nores-w",
+    "nores-p",
+    "tcp-w",
+    "tcp-p",
     "timeout-p",
     "timeout-w",
     // signout

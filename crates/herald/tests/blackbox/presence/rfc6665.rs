@@ -510,3 +510,91 @@ fn rfc6665_4_2_2_notify_never_answered_times_out_and_ends_the_subscription() {
     );
     assert!(copies >= 5, "only {copies} retransmissions seen");
 }
+
+/// RFC 3856 §6.5 / RFC 6665 §4.2.1.2: a SUBSCRIBE to the presence of an address of our own
+/// domain that is no user is 404 (nothing notified); in a Lync batched subscription that
+/// resource's RLMI instance is terminated with reason `noresource` (RFC 4662 §5.2) while the
+/// real user is watched.
+#[test]
+fn rfc3856_6_5_subscribe_to_an_unknown_user_is_404_and_noresource_in_a_list() {
+    let s = server();
+    let mut w = peer(&s, "nores-w");
+    assert_answer(&w.register(3600, Some("n0res")), 200, "REGISTER");
+    let (r, _) = w.subscribe(&uri("nobody-here"), 3600, &[]);
+    assert_answer(&r, 404, "SUBSCRIBE to an unknown user");
+    let (r, _) = w.subscribe(&uri("nobody-here"), 0, &[]);
+    assert_answer(&r, 404, "query of an unknown user");
+    w.expect_silence(Duration::from_millis(500));
+
+    let dialog = Dialog {
+        uri: w.aor(),
+        call_id: format!("{}@blackbox.test", token()),
+        local: format!("<{}>;tag={}", w.aor(), token()),
+        remote: String::new(),
+        cseq: 1,
+        event: "presence".to_owned(),
+    };
+    let req = super::subscription_restart::batch_subscribe(
+        &mut w,
+        &dialog,
+        None,
+        &[&uri("nores-p"), &uri("nobody-here")],
+    );
+    let r = w.send(req);
+    assert_answer(&r, 200, "batched SUBSCRIBE");
+    let n = w
+        .next_request(crate::support::presence::NOTIFY_TIMEOUT)
+        .expect("a first notification");
+    if n.method() == "NOTIFY" {
+        w.reply(&n, 200);
+    }
+    let body = n.body();
+    let nobody = body
+        .split("<resource ")
+        .find(|r| r.contains(&uri("nobody-here")))
+        .unwrap_or_else(|| panic!("the unknown resource is listed:\n{}", n.show()));
+    assert!(
+        nobody.contains(r#"state="terminated""#) && nobody.contains(r#"reason="noresource""#),
+        "{}",
+        n.show()
+    );
+    let known = body
+        .split("<resource ")
+        .find(|r| r.contains(&uri("nores-p")))
+        .unwrap_or_else(|| panic!("the user is listed:\n{}", n.show()));
+    assert!(known.contains(r#"state="active""#), "{}", n.show());
+}
+
+/// RFC 3261 §12.1.1 / RFC 6665 §4.2.1.1: a subscriber over TCP is given, in the 200 and in
+/// the NOTIFYs, a Contact naming herald's TCP listener (not the UDP one), so its in-dialog
+/// requests use a transport it speaks.
+#[test]
+fn rfc6665_4_2_1_1_contact_of_a_tcp_dialog_names_the_tcp_listener() {
+    let s = server();
+    let mut w = Peer::new(
+        crate::support::SipClient::tcp(s.tcp()),
+        crate::support::Account::new("tcp-w", &super::password("tcp-w"), super::DOMAIN),
+    );
+    let (r, _) = w.subscribe(&uri("tcp-p"), 3600, &[]);
+    assert_answer(&r, 200, "SUBSCRIBE over TCP");
+    let expected = format!("<sip:{};transport=tcp>", s.tcp());
+    assert_eq!(
+        header(&r, HeaderName::Contact).as_deref(),
+        Some(expected.as_str()),
+        "{}",
+        show(&r)
+    );
+    let n = w.expect_notify();
+    assert_eq!(n.header("Contact"), expected, "{}", n.show());
+    // A UDP subscriber is still given the UDP listener.
+    let mut u = peer(&s, "tcp-p");
+    let (r, _) = u.subscribe(&uri("tcp-w"), 3600, &[]);
+    assert_answer(&r, 200, "SUBSCRIBE over UDP");
+    assert_eq!(
+        header(&r, HeaderName::Contact),
+        Some(format!("<sip:{};transport=udp>", s.udp())),
+        "{}",
+        show(&r)
+    );
+    u.expect_notify();
+}

@@ -4,6 +4,7 @@
 
 mod aliases;
 mod lync;
+mod persist;
 mod privacy;
 mod props;
 mod rfc3903;
@@ -154,6 +155,7 @@ impl Harness {
                 user: aor(user),
                 flow,
                 endpoint,
+                contact: None,
             },
         );
         let mut b = reply.response;

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::lync::{batch_subscribe, rlmi_of};
 use super::rfc3903::{PIDF_AWAY, PIDF_BUSY, PIDF_OPEN, publish};
 use super::*;
 
@@ -15,7 +16,7 @@ fn bob_subscribes(h: &mut Harness, call: &str, extra: &str) -> (u32, Response) {
     (flow, r)
 }
 
-fn in_dialog(call: &str, to_tag: &str, cseq: u32, extra: &str) -> String {
+pub(super) fn in_dialog(call: &str, to_tag: &str, cseq: u32, extra: &str) -> String {
     format!(
         "SUBSCRIBE sip:{CAROL} SIP/2.0
 Via: SIP/2.0/TCP 10.0.0.9:5060;branch=z9hG4bK{call}{cseq}
@@ -608,4 +609,114 @@ fn registration_refresh_keeps_subscriptions_and_a_moved_endpoint_takes_them_alon
     let n = h.deliver();
     assert_eq!(n.len(), 1);
     assert_eq!(n[0].0.flow, 9, "the NOTIFY follows the endpoint's new flow");
+}
+
+/// RFC 3856 §6.5 / RFC 6665 §4.2.1.2: a SUBSCRIBE to the presence of someone who is not a user
+/// of our own domain is 404, with nothing kept and nothing notified; a query too.
+#[test]
+fn rfc3856_6_5_subscribe_to_an_unknown_user_of_our_domain_is_404() {
+    let mut h = Harness::new();
+    h.store.set_directory(&[aor(BOB), aor(CAROL)]);
+    let flow = h.register(BOB, "bobpc");
+    for (call, expires) in [("nx1", 3600), ("nx2", 0)] {
+        let r = h.send(
+            BOB,
+            flow,
+            &subscribe(
+                BOB,
+                "nobody@example.test",
+                call,
+                &format!("Event: presence\nExpires: {expires}"),
+            ),
+        );
+        assert_eq!(r.status(), 404, "Expires: {expires}");
+    }
+    assert_eq!(h.engine.subscription_count(), 0);
+    assert!(h.outbound().is_empty());
+    // A user of the directory is watched as before.
+    let r = h.send(
+        BOB,
+        flow,
+        &subscribe(BOB, CAROL, "ok1", "Event: presence\nExpires: 3600"),
+    );
+    assert_eq!(r.status(), 200);
+}
+
+/// RFC 4662 §5.2: in a list (here a Lync batch), an unknown user of our domain is a resource
+/// whose instance is terminated with reason `noresource`; the others are watched.
+#[test]
+fn rfc4662_5_2_unknown_list_resource_is_terminated_noresource() {
+    let mut h = Harness::new();
+    h.store.set_directory(&[aor(BOB), aor(CAROL)]);
+    let flow = h.register(BOB, "bobpc");
+    let r = h.send(
+        BOB,
+        flow,
+        &batch_subscribe(BOB, "nxb", 1, None, &[CAROL, "nobody@example.test"]),
+    );
+    assert_eq!(r.status(), 200);
+    let ct = rhdr(&r, "Content-Type").expect("piggybacked RLMI");
+    let n = rlmi_of(ct, r.body());
+    let nobody = n
+        .list
+        .resources
+        .iter()
+        .find(|res| res.uri == "sip:nobody@example.test")
+        .expect("the unknown resource is listed");
+    assert_eq!(
+        nobody.instances[0].state,
+        crate::rlmi::InstanceState::Terminated
+    );
+    assert_eq!(nobody.instances[0].reason.as_deref(), Some("noresource"));
+    let carol = n
+        .list
+        .resources
+        .iter()
+        .find(|res| res.uri == "sip:carol@example.test")
+        .expect("carol is listed");
+    assert_eq!(carol.instances[0].state, crate::rlmi::InstanceState::Active);
+}
+
+/// RFC 3261 §12.1.1 / RFC 6665 §4.2.1.1: the Contact of the 2xx and of the notifications is
+/// the one the pipeline gives for the transport the SUBSCRIBE came over (a TLS subscriber is
+/// not pointed at the UDP listener); a refresh over another transport moves it.
+#[test]
+fn rfc6665_4_2_1_1_contact_names_the_transport_of_the_subscribe() {
+    let mut h = Harness::new();
+    let flow = h.register(BOB, "bobpc");
+    let tls: std::sync::Arc<str> = "<sip:192.0.2.1:5061;transport=tls>".into();
+    let send = |h: &mut Harness, text: &str, contact: Option<std::sync::Arc<str>>| {
+        let request = parse_request(text);
+        let reply = h.engine.handle_request(
+            h.now,
+            AuthenticatedRequest {
+                request,
+                user: aor(BOB),
+                flow,
+                endpoint: None,
+                contact,
+            },
+        );
+        reply.response.build().expect("response")
+    };
+    let r = send(
+        &mut h,
+        &subscribe(BOB, CAROL, "ct1", "Event: presence\nExpires: 3600"),
+        Some(tls.clone()),
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(rhdr(&r, "Contact"), Some(&*tls));
+    let n = h.deliver();
+    assert_eq!(hdr(&n[0].1, "Contact"), Some(&*tls), "the NOTIFY too");
+    // Refreshed without one (the configured Contact): later NOTIFYs follow.
+    let r = send(
+        &mut h,
+        &in_dialog("ct1", &to_tag(&r), 2, "Expires: 3600"),
+        None,
+    );
+    assert_eq!(r.status(), 200);
+    let configured = h.engine.config().contact.clone();
+    assert_eq!(rhdr(&r, "Contact"), Some(configured.as_str()));
+    let n = h.deliver();
+    assert_eq!(hdr(&n[0].1, "Contact"), Some(configured.as_str()));
 }
