@@ -14,14 +14,13 @@ use std::time::{Duration, Instant};
 
 use herald_sip::Response;
 
-use crate::support::ports::{free_ports, lost_a_port, start_when_free, try_start};
+use crate::support::ports::{PORT_PATIENCE, start_on_fixed_ports, start_when_free};
 use crate::support::server::Home;
 use crate::support::sip::contact_expiries;
-use crate::support::{Account, Server, Setup, SipClient, Ua, assert_status, show};
+use crate::support::{Account, Server, SipClient, Ua, assert_status, show};
 
 const DOMAIN: &str = "restart.test";
 /// How long a restart may wait for its ports (the kernel, or another test's process).
-const PORT_PATIENCE: Duration = Duration::from_secs(30);
 /// The expiry of the bindings that must survive.
 const LONG: u32 = 3600;
 /// The expiry of the binding that runs out while the server is down.
@@ -39,27 +38,11 @@ fn account(user: &str) -> Account {
 /// another (for `herald presence show`), `min_expires = 1` so a binding can expire during a
 /// restart. Ports lost to another process before the first start are picked again.
 fn start_fresh(users: &[&str]) -> Server {
-    let lo = [std::net::IpAddr::from([127, 0, 0, 1])];
-    let deadline = Instant::now() + PORT_PATIENCE;
-    loop {
-        let ports = free_ports(&lo, 2);
-        let sip = format!("127.0.0.1:{}", ports[0]);
-        let mut setup = Setup::new(DOMAIN)
-            .udp(&[&sip])
-            .tcp(&[&sip])
-            .tls(&[])
-            .sip("min_expires", "1");
-        for u in users {
-            setup = setup.user(u, &password(u));
-        }
-        let home = setup.home();
-        home.set_admin(&format!("127.0.0.1:{}", ports[1]));
-        match try_start(&home) {
-            Ok(s) => return s,
-            Err(e) if lost_a_port(&e) && Instant::now() < deadline => {}
-            Err(e) => panic!("{e}"),
-        }
-    }
+    start_on_fixed_ports(DOMAIN, |setup| {
+        users.iter().fold(setup.sip("min_expires", "1"), |s, u| {
+            s.user(u, &password(u))
+        })
+    })
 }
 
 /// `serve` again in the stopped server's home: same store, same ports.

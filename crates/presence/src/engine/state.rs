@@ -282,43 +282,18 @@ pub(crate) struct DialogParts<'a> {
 
 impl<'a> DialogParts<'a> {
     pub(crate) fn join(&self) -> Box<str> {
-        let Self {
-            call_id,
-            remote_tag,
-            event_id,
-            route,
-            remote_target,
-            local_uri,
-            remote_uri,
-            local_tag,
-        } = self;
-        let mut s = String::with_capacity(
-            call_id.len()
-                + remote_tag.len()
-                + event_id.map_or(0, str::len)
-                + route.map_or(0, str::len)
-                + remote_target.len()
-                + local_uri.map_or(0, str::len)
-                + remote_uri.map_or(0, str::len)
-                + local_tag.map_or(0, str::len)
-                + 7,
-        );
-        s.push_str(call_id);
-        s.push('\n');
-        s.push_str(remote_tag);
-        s.push('\n');
-        s.push_str(event_id.unwrap_or(""));
-        s.push('\n');
-        s.push_str(route.unwrap_or(""));
-        s.push('\n');
-        s.push_str(remote_target);
-        s.push('\n');
-        s.push_str(local_uri.unwrap_or(""));
-        s.push('\n');
-        s.push_str(remote_uri.unwrap_or(""));
-        s.push('\n');
-        s.push_str(local_tag.unwrap_or(""));
-        s.into_boxed_str()
+        [
+            self.call_id,
+            self.remote_tag,
+            self.event_id.unwrap_or(""),
+            self.route.unwrap_or(""),
+            self.remote_target,
+            self.local_uri.unwrap_or(""),
+            self.remote_uri.unwrap_or(""),
+            self.local_tag.unwrap_or(""),
+        ]
+        .join("\n")
+        .into_boxed_str()
     }
 
     fn split(s: &'a str) -> Self {

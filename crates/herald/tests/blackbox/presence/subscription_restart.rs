@@ -17,14 +17,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::ports::{free_ports, lost_a_port, start_when_free, try_start};
+use crate::support::ports::{PORT_PATIENCE, start_on_fixed_ports, start_when_free};
 use crate::support::presence::{CATEGORIES, Dialog, PIDF, Peer, Received, assert_answer, pidf};
 use crate::support::server::Home;
 use crate::support::sip::token;
-use crate::support::{Account, Server, Setup, SipClient, show};
+use crate::support::{Account, Server, SipClient, show};
 
 const DOMAIN: &str = "subrestart.test";
-const PORT_PATIENCE: Duration = Duration::from_secs(30);
 const USERS: &[&str] = &["presentity", "other", "simple", "lync", "gone"];
 
 fn password(user: &str) -> String {
@@ -38,23 +37,9 @@ fn uri(user: &str) -> String {
 /// A server on one fixed UDP+TCP port (picked free now) so the subscribers' dialogs reach it
 /// again after the restart.
 fn start_fresh() -> Server {
-    let lo = [std::net::IpAddr::from([127, 0, 0, 1])];
-    let deadline = Instant::now() + PORT_PATIENCE;
-    loop {
-        let ports = free_ports(&lo, 2);
-        let sip = format!("127.0.0.1:{}", ports[0]);
-        let mut setup = Setup::new(DOMAIN).udp(&[&sip]).tcp(&[&sip]).tls(&[]);
-        for u in USERS {
-            setup = setup.user(u, &password(u));
-        }
-        let home = setup.home();
-        home.set_admin(&format!("127.0.0.1:{}", ports[1]));
-        match try_start(&home) {
-            Ok(s) => return s,
-            Err(e) if lost_a_port(&e) && Instant::now() < deadline => {}
-            Err(e) => panic!("{e}"),
-        }
-    }
+    start_on_fixed_ports(DOMAIN, |setup| {
+        USERS.iter().fold(setup, |s, u| s.user(u, &password(u)))
+    })
 }
 
 fn start_again(home: &Arc<Home>) -> Server {

@@ -22,7 +22,7 @@ use super::sip::headers;
 use super::{Account, SipClient, Ua, show};
 
 /// How long a start may keep losing a port to other processes before the test gives up.
-const PORT_PATIENCE: Duration = Duration::from_secs(30);
+use super::ports::PORT_PATIENCE;
 /// How long a running member may take to see a directory change (it polls every 250 ms).
 pub(crate) const DIRECTORY_PATIENCE: Duration = Duration::from_secs(15);
 

@@ -7,7 +7,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::server::{Home, Server};
+use super::server::{Home, Server, Setup};
 
 /// A port that is free for UDP and TCP on every address of `ips`, and not in `taken`.
 ///
@@ -74,6 +74,29 @@ pub(crate) fn start_when_free(home: &Arc<Home>, patience: Duration) -> Server {
             Err(e) if lost_a_port(&e) && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(250));
             }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// How long a restart test waits for its fixed ports to be free again.
+pub(crate) const PORT_PATIENCE: Duration = Duration::from_secs(30);
+
+/// A server for restart tests: SIP over UDP and TCP on one loopback port and the admin listener
+/// on another, both fixed in the config, so that `serve` started again in the same home
+/// ([`start_when_free`]) is found where clients left it. `setup` adds the users and settings.
+/// Ports lost to another process before the first start are picked again.
+pub(crate) fn start_on_fixed_ports(domain: &str, setup: impl Fn(Setup) -> Setup) -> Server {
+    let lo = [IpAddr::from([127, 0, 0, 1])];
+    let deadline = Instant::now() + PORT_PATIENCE;
+    loop {
+        let ports = free_ports(&lo, 2);
+        let sip = format!("127.0.0.1:{}", ports[0]);
+        let home = setup(Setup::new(domain).udp(&[&sip]).tcp(&[&sip]).tls(&[])).home();
+        home.set_admin(&format!("127.0.0.1:{}", ports[1]));
+        match try_start(&home) {
+            Ok(s) => return s,
+            Err(e) if lost_a_port(&e) && Instant::now() < deadline => {}
             Err(e) => panic!("{e}"),
         }
     }
