@@ -269,6 +269,11 @@ tcp = []
 tls = []
 $1
 
+[presence]
+# Kamailio limits no one's queries: neither does herald here, so the query steps measure
+# capacity, not the per-user polling limit a production server keeps.
+poll_burst = 4000000000
+
 [dns]
 listen = []
 

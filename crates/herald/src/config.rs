@@ -66,6 +66,11 @@ pub(crate) struct PresenceConfig {
     pub(crate) idle_minutes: u32,
     /// Further minutes until it shows Away.
     pub(crate) away_minutes: u32,
+    /// One-time queries and polls (SUBSCRIBE with `Expires: 0`) one user may send in a burst;
+    /// beyond it they get 503 with Retry-After, as Lync limits polling clients.
+    pub(crate) poll_burst: u32,
+    /// Seconds after which a user may send one more query beyond the burst.
+    pub(crate) poll_refill_secs: u32,
 }
 
 /// `[sip] registration_durability`.
@@ -97,6 +102,8 @@ impl Default for PresenceConfig {
             legacy_202: e.legacy_202,
             idle_minutes: u32::try_from(e.idle.active_to_idle.as_secs() / 60).unwrap_or(5),
             away_minutes: u32::try_from(e.idle.idle_to_away.as_secs() / 60).unwrap_or(15),
+            poll_burst: e.poll_burst,
+            poll_refill_secs: u32::try_from(e.poll_refill.as_secs()).unwrap_or(10),
         }
     }
 }
@@ -162,7 +169,9 @@ pub(crate) struct SipConfig {
     pub(crate) max_message_size: usize,
     /// Server transactions held at once; over it requests get 503. Over UDP a transaction keeps
     /// its final response for 32 s (RFC 3261 Timer J), about 0.7 KiB each: 1,048,576 of them
-    /// carry a sustained 30,000 answered requests per second within about 700 MiB.
+    /// carry a sustained 30,000 answered requests per second within about 700 MiB. The same
+    /// bound applies apart to the client transactions herald starts (NOTIFY): each lingers 5 s
+    /// after its answer (Timer K) without its request, so it carries 200,000 NOTIFY/s.
     #[serde(default = "default_max_transactions")]
     pub(crate) max_transactions: usize,
     /// Failed authentications tolerated per user or address before back-off starts.
@@ -413,6 +422,9 @@ impl Config {
             bail!("[sip] names no listener: set at least one of udp, tcp, tls");
         }
         self.anchor.validate()?;
+        if self.presence.poll_burst == 0 || self.presence.poll_refill_secs == 0 {
+            bail!("[presence] poll_burst and poll_refill_secs must be at least 1");
+        }
         Ok(())
     }
 
@@ -581,6 +593,16 @@ mod tests {
         let e =
             parse("[sip]\ndomain = \"a.test\"\nmin_expires = 100\nmax_expires = 50\n").unwrap_err();
         assert!(e.to_string().contains("min_expires"));
+    }
+
+    #[test]
+    fn polling_limit_is_a_setting_and_never_zero() {
+        let c = parse("[sip]\ndomain = \"a.test\"\n[presence]\npoll_burst = 500\n").unwrap();
+        assert_eq!(c.presence.poll_burst, 500);
+        assert_eq!(c.presence.poll_refill_secs, 10);
+        let e =
+            parse("[sip]\ndomain = \"a.test\"\n[presence]\npoll_refill_secs = 0\n").unwrap_err();
+        assert!(e.to_string().contains("poll_refill_secs"), "{e}");
     }
 
     #[test]

@@ -228,6 +228,10 @@ fn frontend_config(config: &Config, limits: &Limits, shards: usize) -> FrontendC
         },
         transactions: herald_transaction::Config {
             max_server_transactions: (config.sip.max_transactions / shards).max(1),
+            // The NOTIFYs of presence: over UDP each lingers T4 (5 s) after its answer (without
+            // its request bytes), so the bound is the NOTIFY rate × 5 s. The transaction layer's
+            // own default (65,536) capped a shard near 13,000 NOTIFY/s.
+            max_client_transactions: (config.sip.max_transactions / shards).max(1),
             ..herald_transaction::Config::default()
         },
         digest: DigestConfig {
@@ -396,6 +400,8 @@ fn engine_config(config: &Config, bound: &BoundAddrs, host: &str) -> EngineConfi
         max_watchers_per_presentity: p.max_watchers_per_presentity,
         benotify: p.benotify,
         legacy_202: p.legacy_202,
+        poll_burst: p.poll_burst,
+        poll_refill: Duration::from_secs(u64::from(p.poll_refill_secs)),
         persist_subscriptions: true,
         local_domains: config.domains().map(str::to_owned).collect(),
         contact,
