@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod discovery_cli;
 mod discovery_runtime;
+mod group_commit;
 mod presence_cli;
 mod presence_runtime;
 mod registration_writer;

@@ -14,6 +14,7 @@ use herald_directory::{Aor, RegistrationStore, StoredBinding};
 use herald_frontend::{PersistRegistration, ReplyTo};
 use herald_sip::ResponseBuilder;
 
+use crate::group_commit::next_batch;
 use crate::sip_runtime::SipRuntime;
 
 /// Registrations written in one transaction at most; a larger queue is written in several.
@@ -46,14 +47,7 @@ pub(crate) fn start(
 fn run(store: &dyn RegistrationStore, sip: &Weak<SipRuntime>, rx: &Receiver<Pending>) {
     let batches = metrics::counter!("herald_registration_commits_total");
     let failures = metrics::counter!("herald_registration_commit_failures_total");
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
-            }
-        }
+    while let Some(batch) = next_batch(rx, MAX_BATCH) {
         // A user's later snapshot supersedes an earlier one of the same batch.
         let mut latest: HashMap<&Aor, &Vec<StoredBinding>> = HashMap::with_capacity(batch.len());
         let mut order: Vec<&Aor> = Vec::with_capacity(batch.len());

@@ -24,6 +24,7 @@ use herald_frontend::ReplyTo;
 use herald_presence::engine::{Outbound, OutboundKind, SubscriptionChange};
 use herald_sip::ResponseBuilder;
 
+use crate::group_commit::next_batch;
 use crate::presence_runtime::{Input, PresenceHandle};
 use crate::sip_runtime::SipRuntime;
 use crate::transport::Flow;
@@ -107,14 +108,7 @@ fn run(
 ) {
     let commits = metrics::counter!("herald_subscription_commits_total");
     let failures = metrics::counter!("herald_subscription_commit_failures_total");
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(u) => batch.push(u),
-                Err(_) => break,
-            }
-        }
+    while let Some(mut batch) = next_batch(rx, MAX_BATCH) {
         let changes: Vec<SubscriptionChange<String>> = batch
             .iter_mut()
             .flat_map(|u| std::mem::take(&mut u.changes))

@@ -35,6 +35,23 @@ impl SqliteDirectory {
         );
     }
 
+    /// Deletes the rows of soft-state `table` (`registrations`, `subscriptions`: always a
+    /// literal of this crate, never input) that expired by `now_ms`, before they are loaded at
+    /// start, so they never come back. `what` names the step in errors.
+    pub(super) fn drop_expired(
+        &self,
+        table: &'static str,
+        what: &'static str,
+        now_ms: i64,
+    ) -> Result<(), Error> {
+        write_tx(&self.conn, what, |tx| {
+            tx.prepare_cached(&format!("DELETE FROM {table} WHERE expires_at <= ?1"))
+                .and_then(|mut s| s.execute(params![now_ms]))
+                .ctx(what)?;
+            Ok(())
+        })
+    }
+
     /// Runs `f` in one write transaction committed at the registration durability: for the
     /// acknowledged soft state written in batches (registrations, subscription dialogs).
     pub(super) fn write_soft_state<T>(
@@ -72,13 +89,7 @@ impl RegistrationStore for SqliteDirectory {
     }
 
     fn load_registrations(&self, now_ms: i64) -> Result<Vec<StoredRegistrations>, Error> {
-        // Expired rows are dropped first so they never come back.
-        write_tx(&self.conn, "dropping expired registrations", |tx| {
-            tx.prepare_cached("DELETE FROM registrations WHERE expires_at <= ?1")
-                .and_then(|mut s| s.execute(params![now_ms]))
-                .ctx("dropping expired registrations")?;
-            Ok(())
-        })?;
+        self.drop_expired("registrations", "dropping expired registrations", now_ms)?;
         read_tx(&self.conn, "loading registrations", |tx| {
             let mut stmt = tx
                 .prepare_cached(

@@ -10,7 +10,7 @@
 use herald_presence::engine::{StoredSubscription, SubscriptionChange};
 use rusqlite::{Transaction, params};
 
-use super::{Context, SqliteDirectory, read_tx, write_tx};
+use super::{Context, SqliteDirectory, read_tx};
 use crate::{Error, SubscriptionStore};
 
 impl SubscriptionStore for SqliteDirectory {
@@ -39,13 +39,7 @@ impl SubscriptionStore for SqliteDirectory {
         server: &str,
         now_ms: i64,
     ) -> Result<Vec<StoredSubscription<String>>, Error> {
-        // Expired rows are dropped first so they never come back.
-        write_tx(&self.conn, "dropping expired subscriptions", |tx| {
-            tx.prepare_cached("DELETE FROM subscriptions WHERE expires_at <= ?1")
-                .and_then(|mut s| s.execute(params![now_ms]))
-                .ctx("dropping expired subscriptions")?;
-            Ok(())
-        })?;
+        self.drop_expired("subscriptions", "dropping expired subscriptions", now_ms)?;
         read_tx(&self.conn, "loading subscriptions", |tx| {
             let mut stmt = tx
                 .prepare_cached(
