@@ -216,6 +216,18 @@ impl Sipp {
 
 /// Asserts SIPp exited 0 with `calls` successful calls.
 #[track_caller]
+/// Runs RestComm's single-call UAC scenario `file` against `server` and asserts it passed.
+fn run_restcomm_uac(server: &Server, file: &str) {
+    let run = Sipp::start(
+        &scenarios().join("restcomm-sip-presence-service").join(file),
+        server.udp(),
+        &[],
+        &["-m", "1"],
+    )
+    .wait(Duration::from_secs(60));
+    assert_passed(run, 1, server, &format!("restcomm {file}"));
+}
+
 fn assert_passed(run: (i32, String), calls: u32, server: &Server, what: &str) {
     let (code, out) = run;
     assert_eq!(
@@ -398,43 +410,17 @@ fn rfc3903_rfc6665_sipp_restcomm_publication_and_subscription() {
 /// `presence.winfo` for itself, refreshes, unsubscribes; each step 200 and a NOTIFY.
 #[test]
 fn rfc3857_sipp_restcomm_winfo_subscription() {
-    let dir = scenarios();
     let s = start_server(false);
-    let run = Sipp::start(
-        &dir.join("restcomm-sip-presence-service/functionality__subscription-winfo__uac.xml"),
-        s.udp(),
-        &[],
-        &["-m", "1"],
-    )
-    .wait(Duration::from_secs(60));
-    assert_passed(
-        run,
-        1,
-        &s,
-        "restcomm functionality__subscription-winfo__uac.xml",
-    );
+    run_restcomm_uac(&s, "functionality__subscription-winfo__uac.xml");
 }
 
 /// RestComm's subscription that answers the final NOTIFY of its unsubscribe with 408: the
 /// server takes it (the subscription is over either way) and stays up.
 #[test]
 fn rfc6665_sipp_restcomm_final_notify_answered_408() {
-    let dir = scenarios();
     let s = start_server(false);
     publish_state(&s, "publisher", "busy");
-    let run = Sipp::start(
-        &dir.join("restcomm-sip-presence-service/functionality__subscription-408__uac.xml"),
-        s.udp(),
-        &[],
-        &["-m", "1"],
-    )
-    .wait(Duration::from_secs(60));
-    assert_passed(
-        run,
-        1,
-        &s,
-        "restcomm functionality__subscription-408__uac.xml",
-    );
+    run_restcomm_uac(&s, "functionality__subscription-408__uac.xml");
     // Still serving.
     publish_state(&s, "publisher", "away");
 }
@@ -443,21 +429,8 @@ fn rfc6665_sipp_restcomm_final_notify_answered_408() {
 /// RPID extensions, a namespace URI with a leading space), then its removal 10 s later.
 #[test]
 fn rfc3903_sipp_restcomm_publication_of_a_full_oma_document() {
-    let dir = scenarios();
     let s = start_server(false);
-    let run = Sipp::start(
-        &dir.join("restcomm-sip-presence-service/functionality__publication-full-oma-doc__uac.xml"),
-        s.udp(),
-        &[],
-        &["-m", "1"],
-    )
-    .wait(Duration::from_secs(60));
-    assert_passed(
-        run,
-        1,
-        &s,
-        "restcomm functionality__publication-full-oma-doc__uac.xml",
-    );
+    run_restcomm_uac(&s, "functionality__publication-full-oma-doc__uac.xml");
 }
 
 /// Kamailio's unit-test PUBLISH: an initial PIDF publication, then a modify to busy with
